@@ -1,0 +1,327 @@
+/*
+ * sendq.c — the per-connection ordered send queue.
+ *
+ * io_uring does not order two sends on one socket, so exactly one send is
+ * in flight per connection; what queues up behind it is gathered into one
+ * sendmsg (up to RL_SENDV_MAX pieces) when it completes. Short writes resume
+ * where they stopped. Small copies append to the queue's last chunk, so a
+ * script's many small replies become one system call.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "loop.h"
+
+#define RL_CHUNK_MIN_CAP 4096
+#define RL_CHUNK_CACHE_MAX 1024
+
+static struct rl_chunk *rl_chunk_new(ringline_loop_t *l, size_t cap)
+{
+    struct rl_chunk *k;
+    if (cap == 0 && l->chunk_cache) {
+        k = l->chunk_cache;
+        l->chunk_cache = k->next;
+        l->chunk_cache_n--;
+    } else {
+        k = malloc(sizeof *k + cap);
+        if (!k)
+            return NULL;
+    }
+    memset(k, 0, sizeof *k);
+    k->cap = cap;
+    return k;
+}
+
+/* Let go of a chunk whose bytes are all written (or dropped). */
+static void rl_chunk_release(ringline_loop_t *l, struct rl_conn *c,
+                             struct rl_chunk *k, int res)
+{
+    if (k->tag) {
+        ringline_event_t *e = rl_ev_push(l, RINGLINE_EV_SENT, rl_conn_id(l, c));
+        if (e) {
+            e->tag = k->tag;
+            e->res = res;
+        }
+    }
+    if (k->kind == RL_CHUNK_PBUF)
+        rl_return_buf(l, k->bid);
+    if (k->cap == 0 && l->chunk_cache_n < RL_CHUNK_CACHE_MAX) {
+        k->next = l->chunk_cache;
+        l->chunk_cache = k;
+        l->chunk_cache_n++;
+    } else {
+        free(k);
+    }
+}
+
+static void rl_sendq_append(ringline_loop_t *l, struct rl_conn *c,
+                            struct rl_chunk *k)
+{
+    k->next = NULL;
+    if (c->sq_tail)
+        c->sq_tail->next = k;
+    else
+        c->sq_head = k;
+    c->sq_tail = k;
+    c->queued += k->len - k->off;
+    l->stats.sends_queued++;
+}
+
+/* Is the last queued chunk outside the send in flight? */
+static bool rl_tail_free(struct rl_conn *c)
+{
+    if (!c->sq_tail)
+        return false;
+    if (!c->send_inflight)
+        return true;
+    unsigned i = 0;
+    for (struct rl_chunk *k = c->sq_head; k; k = k->next, i++)
+        if (k == c->sq_tail)
+            return i >= c->sending;
+    return false;
+}
+
+int rl_sendq_copy(ringline_loop_t *l, struct rl_conn *c,
+                  const struct iovec *iov, unsigned n, uint64_t tag)
+{
+    size_t total = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (!iov[i].iov_base && iov[i].iov_len)
+            return -EINVAL;
+        total += iov[i].iov_len;
+        if (total > RL_MAX_LEN)
+            return -EINVAL;
+    }
+    if (total == 0 && !tag)
+        return 0;
+    struct rl_chunk *t = c->sq_tail;
+    if (t && t->kind == RL_CHUNK_OWNED && (t->tag == 0 || tag == 0) &&
+        t->cap - t->len >= total && rl_tail_free(c)) {
+        /* coalesce into the last chunk; its tag (if any) now fires after
+         * these bytes too, which is still after its own */
+        for (unsigned i = 0; i < n; i++) {
+            memcpy(t->storage + t->len, iov[i].iov_base, iov[i].iov_len);
+            t->len += iov[i].iov_len;
+        }
+        if (tag)
+            t->tag = tag;
+        c->queued += total;
+    } else {
+        size_t cap = total < RL_CHUNK_MIN_CAP ? RL_CHUNK_MIN_CAP : total;
+        struct rl_chunk *k = rl_chunk_new(l, cap);
+        if (!k)
+            return -ENOMEM;
+        k->kind = RL_CHUNK_OWNED;
+        k->data = k->storage;
+        k->tag = tag;
+        for (unsigned i = 0; i < n; i++) {
+            memcpy(k->storage + k->len, iov[i].iov_base, iov[i].iov_len);
+            k->len += iov[i].iov_len;
+        }
+        rl_sendq_append(l, c, k);
+    }
+    rl_sendq_kick(l, c);
+    rl_conn_update_bp(l, c);
+    return 0;
+}
+
+int rl_sendq_ref(ringline_loop_t *l, struct rl_conn *c, const void *buf,
+                 size_t len, uint64_t tag)
+{
+    struct rl_chunk *k = rl_chunk_new(l, 0);
+    if (!k)
+        return -ENOMEM;
+    k->kind = RL_CHUNK_REF;
+    k->data = buf;
+    k->len = len;
+    k->tag = tag;
+    rl_sendq_append(l, c, k);
+    rl_sendq_kick(l, c);
+    rl_conn_update_bp(l, c);
+    return 0;
+}
+
+int rl_sendq_pbuf(ringline_loop_t *l, struct rl_conn *c, uint16_t bid,
+                  const uint8_t *data, size_t len)
+{
+    struct rl_chunk *k = rl_chunk_new(l, 0);
+    if (!k) {
+        rl_return_buf(l, bid);
+        return -ENOMEM;
+    }
+    k->kind = RL_CHUNK_PBUF;
+    k->bid = bid;
+    k->data = data;
+    k->len = len;
+    rl_sendq_append(l, c, k);
+    rl_sendq_kick(l, c);
+    rl_conn_update_bp(l, c);
+    return 0;
+}
+
+void rl_sendq_kick(ringline_loop_t *l, struct rl_conn *c)
+{
+    if (c->send_inflight || !c->sq_head || c->aborting ||
+        c->state == RL_CONN_FREE || c->state == RL_CONN_CONNECTING)
+        return;
+    uint32_t idx = (uint32_t)(c - l->conns);
+    uint64_t tok = RL_TOK(RL_OP_SEND, c->gen, idx);
+    struct rl_chunk *k = c->sq_head;
+    int ret;
+    /* MSG_NOSIGNAL: a peer that went away must give EPIPE, not kill the
+     * process. MSG_WAITALL: the kernel retries short stream writes. */
+    const int mflags = MSG_NOSIGNAL | MSG_WAITALL;
+    size_t first = k->len - k->off;
+
+    if (k->kind == RL_CHUNK_REF && l->zc_threshold && first >= l->zc_threshold) {
+        ret = ringline_op_send_zc(l->ring, c->fd, k->data + k->off, first,
+                                  mflags, tok);
+        if (ret == 0) {
+            c->sending = 1;
+            c->sending_bytes = first;
+            c->sending_zc = true;
+            l->stats.sends_zc++;
+        }
+    } else if (!k->next || k->next->kind == RL_CHUNK_REF) {
+        ret = ringline_op_send(l->ring, c->fd, k->data + k->off, first, mflags,
+                               tok);
+        if (ret == 0) {
+            c->sending = 1;
+            c->sending_bytes = first;
+            c->sending_zc = false;
+        }
+    } else {
+        unsigned n = 0;
+        size_t total = 0;
+        for (; k && n < RL_SENDV_MAX; k = k->next) {
+            /* a big caller-memory chunk goes alone, zero-copy */
+            if (n && k->kind == RL_CHUNK_REF && l->zc_threshold &&
+                k->len - k->off >= l->zc_threshold)
+                break;
+            c->iov[n].iov_base = (void *)(k->data + k->off);
+            c->iov[n].iov_len = k->len - k->off;
+            total += k->len - k->off;
+            n++;
+        }
+        memset(&c->msg, 0, sizeof c->msg);
+        c->msg.msg_iov = c->iov;
+        c->msg.msg_iovlen = n;
+        ret = ringline_op_sendmsg(l->ring, c->fd, &c->msg, mflags, tok);
+        if (ret == 0) {
+            c->sending = n;
+            c->sending_bytes = total;
+            c->sending_zc = false;
+        }
+    }
+    if (ret == 0) {
+        c->send_inflight = true;
+        c->inflight++;
+    } else {
+        rl_conn_begin_close(l, c, ret, true);
+    }
+}
+
+void rl_sendq_on_send(ringline_loop_t *l, struct rl_conn *c,
+                      const ringline_cqe_t *cqe)
+{
+    if (cqe->flags & RINGLINE_CQE_F_NOTIF) {
+        /* the kernel let go of a zero-copy buffer */
+        struct rl_chunk *k = c->zc_head;
+        if (k) {
+            c->zc_head = k->next;
+            if (!c->zc_head)
+                c->zc_tail = NULL;
+            rl_chunk_release(l, c, k, (int)k->len);
+        }
+        return;
+    }
+    int res = cqe->res;
+    bool zc_pending = c->sending_zc && (cqe->flags & RINGLINE_CQE_F_MORE);
+    unsigned sending = c->sending;
+    c->send_inflight = false;
+    c->sending = 0;
+    if (res < 0) {
+        if ((res == -EAGAIN || res == -EINTR) && !c->aborting) {
+            /* nothing was written: send the same bytes again */
+            rl_sendq_kick(l, c);
+            return;
+        }
+        rl_conn_begin_close(l, c, res, true);
+        /* An abort that came while this send was in flight (a receive
+         * error, ringline_conn_abort, the stop deadline) left the chunks
+         * it covered in the queue for this completion; nothing sends them
+         * now, so let them go here, or they leak (with their SENT events
+         * and, for echo, their receive buffers). Found by
+         * tests/c/test_loop_reset.c. */
+        rl_sendq_drop(l, c);
+        return;
+    }
+    l->stats.bytes_out += (uint64_t)res;
+    c->last_active_ns = ringline_now_ns();
+    size_t left = (size_t)res;
+    for (unsigned i = 0; i < sending && c->sq_head; i++) {
+        struct rl_chunk *k = c->sq_head;
+        size_t take = k->len - k->off;
+        if (take > left)
+            take = left;
+        k->off += take;
+        left -= take;
+        c->queued -= take;
+        if (k->off < k->len)
+            break; /* short write: resume here */
+        c->sq_head = k->next;
+        if (!c->sq_head)
+            c->sq_tail = NULL;
+        if (zc_pending) {
+            /* reusable only after the notification */
+            k->next = NULL;
+            if (c->zc_tail)
+                c->zc_tail->next = k;
+            else
+                c->zc_head = k;
+            c->zc_tail = k;
+        } else {
+            rl_chunk_release(l, c, k, (int)k->len);
+        }
+    }
+    rl_conn_update_bp(l, c);
+    if (c->aborting) {
+        /* see above: the rest of the queue will never be sent */
+        rl_sendq_drop(l, c);
+    } else if (c->sq_head) {
+        rl_sendq_kick(l, c);
+    } else {
+        rl_conn_maybe_shutdown(l, c);
+    }
+}
+
+/* Abort: throw away everything not handed to the kernel. */
+void rl_sendq_drop(ringline_loop_t *l, struct rl_conn *c)
+{
+    struct rl_chunk *k = c->sq_head;
+    struct rl_chunk **link = &c->sq_head;
+    unsigned i = 0;
+    /* chunks covered by the send in flight stay until it completes */
+    while (k && c->send_inflight && i < c->sending) {
+        link = &k->next;
+        k = k->next;
+        i++;
+    }
+    c->sq_tail = NULL;
+    if (link != &c->sq_head) {
+        /* find the new tail */
+        struct rl_chunk *t = c->sq_head;
+        while (t && t->next != k)
+            t = t->next;
+        c->sq_tail = t;
+    }
+    *link = NULL;
+    while (k) {
+        struct rl_chunk *n = k->next;
+        c->queued -= k->len - k->off;
+        c->dropped_unsent = true;
+        rl_chunk_release(l, c, k, -ECANCELED);
+        k = n;
+    }
+}

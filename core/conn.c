@@ -318,7 +318,8 @@ void rl_conn_on_recv(ringline_loop_t *l, struct rl_conn *c,
             rl_return_buf(l, cqe->bid);
         } else {
             l->stats.bytes_in += (uint64_t)res;
-            c->last_active_ns = ringline_now_ns();
+            if (l->idle_ns) /* a clock read per completion only if used */
+                c->last_active_ns = ringline_now_ns();
             rl_conn_consume_bytes(l, c, cqe->bid, p, (size_t)res);
         }
     }
@@ -523,6 +524,10 @@ void rl_conn_maybe_finish(ringline_loop_t *l, struct rl_conn *c)
     }
 
     uint32_t idx = (uint32_t)(c - l->conns);
+    /* bytes thrown away without another reason (stop with no deadline)
+     * must not look like a clean close */
+    if (c->dropped_unsent && c->close_reason == 0)
+        c->close_reason = -ECANCELED;
     ringline_event_t *e = rl_ev_push(l, RINGLINE_EV_CLOSED, rl_conn_id(l, c));
     if (e)
         e->res = c->close_reason;

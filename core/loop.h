@@ -69,6 +69,7 @@ struct rl_chunk {
     size_t off; /* bytes already written */
     size_t cap; /* OWNED: room at data (inline storage) */
     uint64_t tag;
+    size_t tag_len; /* the tagged send's own size, for its SENT event */
     uint8_t kind;
     uint16_t bid; /* PBUF: buffer to give back once written */
     uint8_t storage[];

@@ -153,13 +153,39 @@ int ringline_ring_new(const ringline_config_t *cfg, ringline_ring_t **out)
 
 /* Wait, bounded, until every operation has posted its final completion, so
  * that no kernel write can land in memory the caller frees next. */
+/* Cancel everything in flight. Deferred task work runs first: a repeating
+ * timeout whose expiry is still queued there is off the kernel's timeout
+ * list and would escape the cancel, then re-arm itself. */
+static void rl_cancel_all(ringline_ring_t *r)
+{
+    io_uring_get_events(&r->ring);
+    struct io_uring_sync_cancel_reg reg;
+    memset(&reg, 0, sizeof reg);
+    reg.flags = IORING_ASYNC_CANCEL_ANY;
+    reg.fd = -1;
+    reg.timeout.tv_sec = 1;
+    int ret = io_uring_register_sync_cancel(&r->ring, &reg);
+    if (ret == -EINVAL || ret == -EOPNOTSUPP) {
+        /* older kernel: an async cancel-any does the same */
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
+        if (sqe) {
+            io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+            rl_commit_internal_sqe(r, sqe, RL_TOKEN_INTERNAL);
+        }
+    }
+}
+
 static int rl_drain(ringline_ring_t *r)
 {
     ringline_cqe_t scratch[64];
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int64_t start = (int64_t)t0.tv_sec * 1000000000LL + t0.tv_nsec;
+    int rounds = 0;
     while (r->inflight > 0 || r->internal_inflight > 0) {
+        /* again every 100 ms: whatever re-armed between cancel and drain */
+        if (rounds++ % 10 == 0)
+            rl_cancel_all(r);
         int ret = rl_enter(r, 1, 10 * 1000000LL, true);
         if (ret < 0 && ret != -EINTR)
             return ret;
@@ -185,23 +211,8 @@ int ringline_ring_destroy(ringline_ring_t *ring)
     /* Submit whatever is queued (its memory is referenced already), then
      * cancel everything and collect the final completions. */
     rl_enter(r, 0, 0, false);
-    if (r->inflight > 0 || r->internal_inflight > 0) {
-        struct io_uring_sync_cancel_reg reg;
-        memset(&reg, 0, sizeof reg);
-        reg.flags = IORING_ASYNC_CANCEL_ANY;
-        reg.fd = -1;
-        reg.timeout.tv_sec = 1;
-        int ret = io_uring_register_sync_cancel(&r->ring, &reg);
-        if (ret == -EINVAL || ret == -EOPNOTSUPP) {
-            /* older kernel: an async cancel-any does the same */
-            struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
-            if (sqe) {
-                io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
-                rl_commit_internal_sqe(r, sqe, RL_TOKEN_INTERNAL);
-            }
-        }
+    if (r->inflight > 0 || r->internal_inflight > 0)
         result = rl_drain(r);
-    }
 
     /* unregister before unmapping: the kernel must stop picking buffers
      * before their memory goes away */

@@ -96,7 +96,8 @@ int rl_sendq_copy(ringline_loop_t *l, struct rl_conn *c,
     if (total == 0 && !tag)
         return 0;
     struct rl_chunk *t = c->sq_tail;
-    if (t && t->kind == RL_CHUNK_OWNED && (t->tag == 0 || tag == 0) &&
+    /* a tagged chunk takes no more bytes: its SENT event reports its own */
+    if (t && t->kind == RL_CHUNK_OWNED && t->tag == 0 &&
         t->cap - t->len >= total && rl_tail_free(c)) {
         /* coalesce into the last chunk; its tag (if any) now fires after
          * these bytes too, which is still after its own */
@@ -104,8 +105,10 @@ int rl_sendq_copy(ringline_loop_t *l, struct rl_conn *c,
             memcpy(t->storage + t->len, iov[i].iov_base, iov[i].iov_len);
             t->len += iov[i].iov_len;
         }
-        if (tag)
+        if (tag) {
             t->tag = tag;
+            t->tag_len = total;
+        }
         c->queued += total;
     } else {
         size_t cap = total < RL_CHUNK_MIN_CAP ? RL_CHUNK_MIN_CAP : total;
@@ -115,6 +118,7 @@ int rl_sendq_copy(ringline_loop_t *l, struct rl_conn *c,
         k->kind = RL_CHUNK_OWNED;
         k->data = k->storage;
         k->tag = tag;
+        k->tag_len = total;
         for (unsigned i = 0; i < n; i++) {
             memcpy(k->storage + k->len, iov[i].iov_base, iov[i].iov_len);
             k->len += iov[i].iov_len;
@@ -136,6 +140,7 @@ int rl_sendq_ref(ringline_loop_t *l, struct rl_conn *c, const void *buf,
     k->data = buf;
     k->len = len;
     k->tag = tag;
+    k->tag_len = len;
     rl_sendq_append(l, c, k);
     rl_sendq_kick(l, c);
     rl_conn_update_bp(l, c);
@@ -232,7 +237,7 @@ void rl_sendq_on_send(ringline_loop_t *l, struct rl_conn *c,
             c->zc_head = k->next;
             if (!c->zc_head)
                 c->zc_tail = NULL;
-            rl_chunk_release(l, c, k, (int)k->len);
+            rl_chunk_release(l, c, k, (int)k->tag_len);
         }
         return;
     }
@@ -258,7 +263,8 @@ void rl_sendq_on_send(ringline_loop_t *l, struct rl_conn *c,
         return;
     }
     l->stats.bytes_out += (uint64_t)res;
-    c->last_active_ns = ringline_now_ns();
+    if (l->idle_ns)
+        c->last_active_ns = ringline_now_ns();
     size_t left = (size_t)res;
     for (unsigned i = 0; i < sending && c->sq_head; i++) {
         struct rl_chunk *k = c->sq_head;
@@ -282,7 +288,7 @@ void rl_sendq_on_send(ringline_loop_t *l, struct rl_conn *c,
                 c->zc_head = k;
             c->zc_tail = k;
         } else {
-            rl_chunk_release(l, c, k, (int)k->len);
+            rl_chunk_release(l, c, k, (int)k->tag_len);
         }
     }
     rl_conn_update_bp(l, c);

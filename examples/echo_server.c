@@ -1,7 +1,7 @@
 /*
  * echo_server — every byte received on 127.0.0.1:PORT goes back, in C.
  *
- *   echo_server PORT [--workers N]
+ *   echo_server PORT [--workers N] [--bufs COUNTxSIZE]
  *
  * Each worker is a thread pinned to its own CPU with its own loop (and so
  * its own ring); the workers share the port through SO_REUSEPORT. The echo
@@ -24,6 +24,7 @@ static atomic_int stopping;
 static ringline_loop_t *loops[256];
 static int nworkers = 1;
 static pthread_barrier_t ready;
+static unsigned buf_count, buf_size; /* 0: the loop's defaults */
 static atomic_int failed;
 
 static int die(const char *what, int err)
@@ -42,7 +43,13 @@ static void *worker(void *arg)
      * creator (SINGLE_ISSUER + DEFER_TASKRUN) */
     ringline_loop_t *loop;
     ringline_id_t lid;
-    int ret = ringline_loop_new(NULL, &loop);
+    ringline_config_t *cfg;
+    int ret = ringline_config_new(&cfg);
+    if (ret == 0 && buf_count)
+        ret = ringline_config_set_recv_buffers(cfg, buf_count, buf_size);
+    if (ret == 0)
+        ret = ringline_loop_new(cfg, &loop);
+    ringline_config_free(cfg);
     if (ret == 0) {
         ret = ringline_listen(loop, "127.0.0.1", port, 4096,
                               RINGLINE_LISTEN_REUSEPORT, &lid);
@@ -86,8 +93,13 @@ int main(int argc, char **argv)
         return 2;
     }
     port = (uint16_t)atoi(argv[1]);
-    if (argc >= 4 && strcmp(argv[2], "--workers") == 0)
-        nworkers = atoi(argv[3]);
+    for (int a = 2; a + 1 < argc; a += 2) {
+        if (strcmp(argv[a], "--workers") == 0)
+            nworkers = atoi(argv[a + 1]);
+        else if (strcmp(argv[a], "--bufs") == 0 &&
+                 sscanf(argv[a + 1], "%ux%u", &buf_count, &buf_size) != 2)
+            return 2;
+    }
     if (nworkers < 1 || nworkers > 256)
         return 2;
 

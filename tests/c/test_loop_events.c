@@ -10,7 +10,12 @@
  *  D. ringline_conn_close on an open connection -> send gives -EPIPE;
  *  E. the client half-closes: EOF event, the server still sends, then closes;
  *  F. ringline_conn_shutdown: the client reads all data, then EOF, and can
- *     still send to the server. */
+ *     still send to the server;
+ *  G. a DATA event backed by the connection's accumulator stays readable
+ *     after the script closes the connection in the same batch (ASan);
+ *  H. batches of 8 events: each connection's DATA comes before its EOF.
+ * Also: after ringline_conn_close the id stays valid for queries until
+ * CLOSED is delivered, even when nothing was in flight. */
 #include "rl_looptest.h"
 
 static uint16_t g_port;
@@ -513,8 +518,6 @@ static void test_data_valid_after_close(struct lt_evq *q, ringline_id_t lid)
         break;
     }
     CHECK(data != NULL);
-    printf("   DATA %p len %llu, same batch %d\n", (void *)data->data,
-           (unsigned long long)data->len, same_batch);
     OK(ringline_conn_close(q->loop, id));
     if (same_batch) {
         /* still this batch: the DATA event's bytes must be intact */

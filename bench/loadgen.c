@@ -38,6 +38,7 @@
  * 3 stall/connection error.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -312,6 +313,37 @@ static double self_cpu_s(void)
     getrusage(RUSAGE_SELF, &ru);
     return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
            (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+/* nanoseconds the threads of pid (0: this process) spent runnable but
+ * waiting for a CPU (schedstat run_delay, summed over /proc/PID/task), or -1 */
+static double run_delay_ns(int pid)
+{
+    char path[64];
+    if (pid > 0)
+        snprintf(path, sizeof path, "/proc/%d/task", pid);
+    else
+        snprintf(path, sizeof path, "/proc/self/task");
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    double sum = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char p2[64 + 256 + 16];
+        snprintf(p2, sizeof p2, "%s/%s/schedstat", path, e->d_name);
+        FILE *f = fopen(p2, "r");
+        if (!f)
+            continue;
+        unsigned long long on = 0, wait = 0;
+        if (fscanf(f, "%llu %llu", &on, &wait) == 2)
+            sum += (double)wait;
+        fclose(f);
+    }
+    closedir(d);
+    return sum;
 }
 
 /* microseconds some task waited for a CPU, machine-wide (PSI), or -1 */
@@ -636,6 +668,7 @@ int main(int argc, char **argv)
     int scpu = opt_server_pid > 0 ? server_cpu_of(opt_server_pid) : -1;
     double srv_cpu0 = -1, srv_cpu1 = -1, self0 = 0, self1 = 0;
     double busy0 = -1, busy1 = -1, cbusy0 = -1, cbusy1 = -1, psi0 = -1, psi1 = -1;
+    double swait0 = -1, swait1 = -1, cwait0 = -1, cwait1 = -1;
     uint64_t tm0 = 0, tm1 = 0;
     int mycpu = sched_getcpu();
     if (!opt_quiet)
@@ -651,6 +684,8 @@ int main(int argc, char **argv)
         cbusy0 = cpu_busy_s(mycpu);
         self0 = self_cpu_s();
         psi0 = psi_cpu_some_us();
+        swait0 = opt_server_pid > 0 ? run_delay_ns(opt_server_pid) : -1;
+        cwait0 = run_delay_ns(0);
     }
 
     struct epoll_event evs[512];
@@ -665,6 +700,8 @@ int main(int argc, char **argv)
             cbusy0 = cpu_busy_s(mycpu);
             self0 = self_cpu_s();
             psi0 = psi_cpu_some_us();
+            swait0 = opt_server_pid > 0 ? run_delay_ns(opt_server_pid) : -1;
+            cwait0 = run_delay_ns(0);
             tm0 = now_ns();
         }
         if (now >= t_end) {
@@ -674,6 +711,8 @@ int main(int argc, char **argv)
             cbusy1 = cpu_busy_s(mycpu);
             self1 = self_cpu_s();
             psi1 = psi_cpu_some_us();
+            swait1 = opt_server_pid > 0 ? run_delay_ns(opt_server_pid) : -1;
+            cwait1 = run_delay_ns(0);
             measuring = false;
             break;
         }
@@ -739,6 +778,8 @@ int main(int argc, char **argv)
     double cbusy = (cbusy0 >= 0 && cbusy1 >= 0) ? cbusy1 - cbusy0 : -1;
     double self = self1 - self0;
     double psi_ms = (psi0 >= 0 && psi1 >= 0) ? (psi1 - psi0) / 1e3 : -1;
+    double swait_ms = (swait0 >= 0 && swait1 >= 0) ? (swait1 - swait0) / 1e6 : -1;
+    double cwait_ms = (cwait0 >= 0 && cwait1 >= 0) ? (cwait1 - cwait0) / 1e6 : -1;
     long rss = proc_rss_kb(opt_server_pid);
 
     if (nconns && m_ops == 0)
@@ -757,6 +798,7 @@ int main(int argc, char **argv)
                    m_ops ? srv_cpu * 1e6 / (double)m_ops : 0, scpu, busy, rss);
         printf("client     %.2f CPU-s (%.0f%% of one CPU); CPU pressure (PSI some) %.1f ms\n",
                self, 100 * self / secs, psi_ms);
+        printf("run-queue  waits: server %.1f ms, client %.1f ms\n", swait_ms, cwait_ms);
     }
     printf("{\"ok\":true,\"conns\":%d,\"size\":%zu,\"depth\":%d,\"rate\":%.0f,"
            "\"mode\":\"%s\",\"warmup_s\":%.3f,\"duration_s\":%.3f,"
@@ -766,12 +808,13 @@ int main(int argc, char **argv)
            "\"server_pid\":%d,\"server_cpu_s\":%.3f,\"server_cpu_busy_s\":%.3f,"
            "\"server_cpu_index\":%d,\"server_rss_kb\":%ld,"
            "\"client_cpu_s\":%.3f,\"client_cpu_busy_s\":%.3f,"
-           "\"psi_cpu_some_ms\":%.1f,"
+           "\"psi_cpu_some_ms\":%.1f,\"server_runq_wait_ms\":%.1f,"
+           "\"client_runq_wait_ms\":%.1f,"
            "\"idle_conns\":%d,\"rss_before_idle_kb\":%ld,\"rss_after_idle_kb\":%ld}\n",
            nconns, opt_size, opt_depth, opt_rate,
            closed_loop ? "closed" : "open", opt_warmup, secs, m_ops, ops_s,
            mb_s, p50, p99, p999, pmax, mean, total_bytes_verified,
-           opt_server_pid, srv_cpu, busy, scpu, rss, self, cbusy, psi_ms, opt_idle,
+           opt_server_pid, srv_cpu, busy, scpu, rss, self, cbusy, psi_ms, swait_ms, cwait_ms, opt_idle,
            rss_idle0, rss_idle1);
     fflush(stdout);
     return 0;

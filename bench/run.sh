@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # bench/run.sh BUILD_DIR [--quick] [--reps N] [--servers FILE] [--only a,b]
-#              [--shapes x,y] [--no-idle] [--out DIR] [--build]
+#              [--shapes x,y] [--no-idle] [--out DIR] [--build] [--nice N]
+#              [--from-json FILE]
 #
 # --build first runs `cmake --build BUILD_DIR` for the servers and loadgen.
+# --from-json FILE only re-renders the report from a latest.json's runs.
 # Runs every echo server of the table below against bench/loadgen, for every
 # shape, and writes bench/results/latest.md (Markdown tables, ratios against
 # the first server) and bench/results/latest.json.
@@ -16,17 +18,21 @@
 #     be the pid we started, and /proc/PID/exe (plus any libringline mapped)
 #     is recorded for every run;
 #   - this machine may be shared: before every run the script waits (boundedly)
-#     for both CPUs to be quiet, and after it computes the interference, the
-#     larger of the share of the two CPUs' busy time (/proc/stat) that neither
-#     the server nor the loadgen used and the machine's CPU pressure (PSI);
-#     a run disturbed by more than 5 % is tried again (at most 4 attempts,
-#     within a time budget). Each shape runs --reps times, servers
-#     interleaved; per repetition the last attempt counts, and the tables show
-#     the median over repetitions (the spread too); every attempt stays in
-#     latest.json.
+#     for both CPUs to be quiet, and afterwards it takes the interference,
+#     the time the server and the loadgen spent runnable but waiting for a
+#     CPU (schedstat run_delay) as a share of the window; a run disturbed by
+#     more than 5 % is tried again (at most 4 attempts, within a time budget).
+#     --nice N (e.g. -10) runs the whole suite in its own session whose
+#     autogroup gets nice N, so background jobs of other sessions yield the
+#     CPUs (they get little CPU for those minutes: use it knowingly).
+#     Each shape runs --reps rounds, servers interleaved within a round; per
+#     round the last attempt counts. The tables show medians over rounds, and
+#     the ratios are paired: each round's value divided by the reference's
+#     value in the same round, then the median (min-max) over rounds. Every
+#     attempt stays in latest.json.
 #
-# Full mode: warmup 1 s + 3 s measured, 2 repetitions (~3-5 minutes, more
-# when the machine is busy and runs are retried).
+# Full mode: warmup 0.5 s + 2 s measured, 3 rounds (~3-4 minutes, more when
+# the machine is busy and runs are retried).
 # --quick: warmup 0.5 s + 1.5 s measured, 1 repetition (~45 s).
 #
 # Servers: "name|command" entries; {build} is BUILD_DIR, {repo} the
@@ -53,6 +59,7 @@ SHAPES=(
   "c1_16B_d1|1|16|1|1 conn x 16 B, depth 1 (latency)"
 )
 IDLE_CONNS=2000
+ALL_SHAPES=("${SHAPES[@]}")
 
 SERVER_CPU=0
 CLIENT_CPU=1
@@ -65,6 +72,7 @@ die() { echo "run.sh: $*" >&2; exit 1; }
 [ $# -ge 1 ] || die "usage: bench/run.sh BUILD_DIR [--quick] [--reps N] [--servers FILE] [--only a,b] [--shapes x,y] [--no-idle] [--out DIR]"
 BUILD=$(cd "$1" && pwd) || die "no build dir $1"
 shift
+ORIG_ARGS=("$@")
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 OUT="$REPO/bench/results"
 QUICK=0
@@ -73,6 +81,8 @@ ONLY=""
 ONLY_SHAPES=""
 DO_IDLE=1
 DO_BUILD=0
+NICE=0
+FROM_JSON=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
@@ -89,6 +99,8 @@ while [ $# -gt 0 ]; do
     --no-idle) DO_IDLE=0 ;;
     --out) OUT=$2; shift ;;
     --build) DO_BUILD=1 ;;
+    --nice) NICE=$2; shift ;;
+    --from-json) FROM_JSON=$2; shift ;;
     *) die "unknown option $1" ;;
   esac
   shift
@@ -98,10 +110,21 @@ if [ -n "${RINGLINE_BENCH_SERVERS:-}" ]; then
     [ -n "${line// /}" ] && SERVERS+=("$line")
   done <<<"$RINGLINE_BENCH_SERVERS"
 fi
+if [ "$NICE" != 0 ]; then
+  if [ -z "${RINGLINE_BENCH_SESSION:-}" ] && command -v setsid >/dev/null; then
+    # a new session gets its own scheduler autogroup; nice it, not the others
+    export RINGLINE_BENCH_SESSION=1
+    exec setsid -w "$0" "$BUILD" "${ORIG_ARGS[@]}"
+  fi
+  if [ -w /proc/self/autogroup ]; then
+    echo "$NICE" >/proc/$$/autogroup || die "cannot set autogroup nice $NICE"
+  fi
+  renice -n "$NICE" -p $$ >/dev/null 2>&1 || true
+fi
 if [ "$QUICK" = 1 ]; then
   WARMUP=0.5; DURATION=1.5; : "${REPS:=1}"; MODE=quick; QUIET_WAIT=3; RETRY_BUDGET=60
 else
-  WARMUP=1; DURATION=3; : "${REPS:=2}"; MODE=full; QUIET_WAIT=10; RETRY_BUDGET=240
+  WARMUP=0.5; DURATION=2; : "${REPS:=3}"; MODE=full; QUIET_WAIT=10; RETRY_BUDGET=220
 fi
 
 if [ "$DO_BUILD" = 1 ]; then
@@ -167,6 +190,7 @@ background_load() {
 # wait (at most QUIET_WAIT s) for the machine to be quiet; prints the last sample
 wait_quiet() {
   local bg t0=$SECONDS
+  if [ "$NICE" != 0 ]; then background_load; return; fi
   while :; do
     bg=$(background_load)
     awk -v b="$bg" 'BEGIN { exit !(b < 0.10) }' && break
@@ -240,22 +264,25 @@ record() { # record JSON_FROM_LOADGEN extra jq args...
   echo "$json" | jq -c "$@" >>"$RUNS"
 }
 
-# Interference during a run: the larger of (a) the share of the two
-# benchmark CPUs' busy time (/proc/stat) that neither the server nor the
-# loadgen used, and (b) the machine's CPU pressure (PSI "some": time some task
-# waited for a CPU) as a share of the window.
+# Interference during a run: the time the server's threads and the loadgen
+# spent runnable but waiting for a CPU (schedstat run_delay), as a share of
+# 2 x the window. Other processes' CPU use on the two CPUs (/proc/stat busy
+# time neither of them used) is recorded too, as other_cpu.
 interference() { # interference JSON
+  echo "$1" | jq -r 'if .ok and (.server_runq_wait_ms // -1) >= 0 and (.client_runq_wait_ms // -1) >= 0 then
+      (.server_runq_wait_ms + .client_runq_wait_ms) / 1000 / (2 * .duration_s)
+    else 0 end'
+}
+other_cpu() { # other_cpu JSON
   echo "$1" | jq -r 'if .ok and .server_cpu_busy_s >= 0 and .client_cpu_busy_s >= 0 then
-      [ (([.server_cpu_busy_s - .server_cpu_s, 0] | max) + ([.client_cpu_busy_s - .client_cpu_s, 0] | max))
-          / (2 * .duration_s),
-        (if (.psi_cpu_some_ms // -1) >= 0 then .psi_cpu_some_ms / 1000 / .duration_s else 0 end)
-      ] | max
+      (([.server_cpu_busy_s - .server_cpu_s, 0] | max) + ([.client_cpu_busy_s - .client_cpu_s, 0] | max))
+        / (2 * .duration_s)
     else 0 end'
 }
 
 run_one() { # run_one REP NAME CMD SHAPE CONNS SIZE DEPTH
   local rep=$1 name=$2 cmd=$3 shape=$4 conns=$5 size=$6 depth=$7
-  local bg out rc json attempt inter summary
+  local bg out rc json attempt inter other summary
   for attempt in 1 2 3 4; do
     bg=$(wait_quiet)
     if ! start_server "$name" "$cmd"; then
@@ -276,19 +303,20 @@ run_one() { # run_one REP NAME CMD SHAPE CONNS SIZE DEPTH
       json="{\"ok\":false,\"error\":\"loadgen-rc-$rc\"}"
     fi
     inter=$(interference "$json")
+    other=$(other_cpu "$json")
     record "$json" --arg s "$name" --arg sh "$shape" --argjson rep "$rep" \
       --argjson attempt "$attempt" \
       --arg exe "$exe" --arg lib "$lib" --arg libsha "$libsha" --arg cmd "$SERVER_CMD" \
-      --argjson port "$port" --argjson bg "$bg" --argjson inter "$inter" --argjson rc "$rc" \
+      --argjson port "$port" --argjson bg "$bg" --argjson inter "$inter" --argjson other "$other" --argjson rc "$rc" \
       --arg sexit "$SERVER_EXIT" --arg lgerr "$(tail -c 300 "$WORK/loadgen.err")" \
       '. + {server:$s, shape:$sh, rep:$rep, attempt:$attempt, exe:$exe, lib:$lib,
             lib_sha256_16:$libsha, command:$cmd, port:$port, background_before:$bg,
-            background_load:$inter, loadgen_rc:$rc, server_exit:$sexit, loadgen_stderr:$lgerr}'
+            background_load:$inter, other_cpu:$other, nice:'"$NICE"', loadgen_rc:$rc, server_exit:$sexit, loadgen_stderr:$lgerr}'
     summary=$(tail -n1 "$RUNS" | jq -r 'if .ok then
         "\(.ops_per_s|floor) ops/s  \(.mb_per_s*100|floor/100) MB/s  p50 \(.p50_us) us  p99 \(.p99_us) us  srv \(.server_cpu_s) CPU-s"
       else "FAILED: \(.error) \(.message // "")" end')
-    printf '  %-16s %-14s rep %d.%d  bg %.2f/%.2f  %s\n    -> %s\n' "$name" "$shape" "$rep" "$attempt" \
-      "$bg" "$inter" "$exe" "$summary"
+    printf '  %-16s %-14s rep %d.%d  bg before %.2f, run-queue wait %.2f, other CPU %.2f  %s\n    -> %s\n' \
+      "$name" "$shape" "$rep" "$attempt" "$bg" "$inter" "$other" "$exe" "$summary"
     # a disturbed run is tried again while the time budget allows
     awk -v b="$inter" -v m="$MAX_INTERFERENCE" 'BEGIN { exit !(b >= m) }' || break
     [ $((SECONDS - SUITE_T0)) -lt "$RETRY_BUDGET" ] || break
@@ -320,10 +348,18 @@ echo "ringline bench ($MODE): warmup ${WARMUP}s + ${DURATION}s, $REPS rep(s); se
 echo "build: $BUILD"
 START=$(date +%s)
 SUITE_T0=$SECONDS
-for rep in $(seq 1 "$REPS"); do
-  for sh in "${SHAPES[@]}"; do
-    IFS='|' read -r shape conns size depth label <<<"$sh"
-    selected "$ONLY_SHAPES" "$shape" || continue
+if [ -n "$FROM_JSON" ]; then
+  jq -c '.runs[]' "$FROM_JSON" >"$RUNS"
+  SHAPES=()
+  DO_IDLE=0
+fi
+# Rounds of one shape follow each other, servers interleaved inside a round,
+# so that each round's ratios compare runs seconds apart (this VM has slow and
+# fast phases that last longer than a run; see BENCHMARKS.md).
+for sh in ${SHAPES[@]+"${SHAPES[@]}"}; do
+  IFS='|' read -r shape conns size depth label <<<"$sh"
+  selected "$ONLY_SHAPES" "$shape" || continue
+  for rep in $(seq 1 "$REPS"); do
     for entry in "${SERVERS[@]}"; do
       name=${entry%%|*}
       cmd=${entry#*|}
@@ -349,11 +385,15 @@ MACHINE=$(jq -n --arg nproc "$(nproc)" \
   --arg liburing "$(pkg-config --modversion liburing 2>/dev/null || echo unknown)" \
   --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
   --arg mode "$MODE" --arg warmup "$WARMUP" --arg duration "$DURATION" --arg reps "$REPS" \
-  --arg elapsed "$((END - START))" --arg maxi "$MAX_INTERFERENCE" \
+  --arg elapsed "$((END - START))" --arg maxi "$MAX_INTERFERENCE" --arg nice "$NICE" \
   '{nproc:($nproc|tonumber), cpu:$cpu, kernel:$kernel, liburing:$liburing, date:$date,
     mode:$mode, warmup_s:($warmup|tonumber), duration_s:($duration|tonumber),
-    reps:($reps|tonumber), elapsed_s:($elapsed|tonumber), max_interference:($maxi|tonumber)}')
+    reps:($reps|tonumber), elapsed_s:($elapsed|tonumber), max_interference:($maxi|tonumber), nice:($nice|tonumber)}')
 
+if [ -n "$FROM_JSON" ]; then
+  SHAPES=("${ALL_SHAPES[@]}")
+  MACHINE=$(jq -c '.machine' "$FROM_JSON")
+fi
 SHAPES_JSON=$(printf '%s\n' "${SHAPES[@]}" | jq -R -s -c 'split("\n") | map(select(length>0) | split("|") |
   {name:.[0], conns:(.[1]|tonumber), size:(.[2]|tonumber), depth:(.[3]|tonumber), label:.[4]})')
 SERVERS_JSON=$(printf '%s\n' "${SERVERS[@]}" | jq -R -s -c 'split("\n") | map(select(length>0) |
@@ -391,7 +431,7 @@ def counted(shape, server):
 
 KEYS = ["ops_per_s", "mb_per_s", "p50_us", "p99_us", "p999_us", "server_cpu_s",
         "ops_per_server_cpu_s", "server_us_per_op", "server_rss_kb", "server_cpu_util",
-        "client_cpu_util", "background_load"]
+        "client_cpu_util", "background_load", "other_cpu"]
 
 def summarize(reps):
     ok = [r for r in reps if r.get("ok")]
@@ -412,19 +452,37 @@ result = {"machine": machine, "servers": servers, "shapes": shapes, "reference":
 md = [f"# ringline echo benchmarks ({machine['mode']})\n",
       f"{machine['date']} · {machine['nproc']} CPUs ({machine['cpu']}) · kernel {machine['kernel']} · "
       f"liburing {machine['liburing']} · warmup {machine['warmup_s']} s + {machine['duration_s']} s measured · "
-      f"{machine['reps']} repetition(s), servers interleaved, median shown · server on CPU 0, loadgen on CPU 1 · "
-      f"suite {machine['elapsed_s']} s\n",
-      "ops/CPU-s = messages echoed per second of server CPU (utime+stime of all its threads over the "
-      "measured window); µs/op = server CPU per message; spread = (max−min)/mean of ops/CPU-s over the "
-      "repetitions; bg = interference (CPU used by other processes, or CPU pressure), a * marks a "
-      "repetition still above 5 % after its retries. srv%/cli% = CPU utilisation of server/loadgen. "
-      f"Ratios are against `{ref}`: > 1 means more than it (better for ops/s and ops/CPU-s, worse for "
-      "µs/op and p99).\n"]
+      f"{machine['reps']} round(s), servers interleaved · server on CPU 0, loadgen on CPU 1 · "
+      f"autogroup nice {machine.get('nice', 0)} · suite {machine['elapsed_s']} s\n",
+      "Absolute columns are medians over the rounds. ops/CPU-s = messages echoed per second of server CPU "
+      "(utime+stime of all its threads over the measured window); µs/op = server CPU per message; bg = interference: share of the window the server and the loadgen sat runnable "
+      "waiting for a CPU taken by other processes (a * marks a repetition still above 5 % after its "
+      "retries); other = share of the two CPUs that other processes used while ours were idle (a † above "
+      "10 %: the CPUs were kept from idling, which changes wake-up costs, mostly for the latency shape). "
+      "srv%/cli% = CPU utilisation of server/loadgen. "
+      f"Ratios (×) are paired against `{ref}`: each round's value over `{ref}`'s value in the same round, "
+      "median (min–max) over rounds; > 1 means more than it (better for ops/s and ops/CPU-s, worse for p99).\n"]
 
 def fmt(v, nd=0):
     if v is None:
         return "–"
     return f"{v:,.{nd}f}"
+
+def paired(shape, server, key):
+    """Per round: server's value / reference's value in the same round."""
+    mine, _ = counted(shape, server)
+    theirs, _ = counted(shape, ref)
+    t = {r.get("rep"): r for r in theirs if r.get("ok") and r.get(key)}
+    out = [r[key] / t[r["rep"]][key] for r in mine if r.get("ok") and r.get(key) and r.get("rep") in t]
+    return out
+
+def pr(vals):
+    if not vals:
+        return "–"
+    m = statistics.median(vals)
+    if len(vals) == 1 or min(vals) == max(vals):
+        return f"{m:.2f}"
+    return f"{m:.2f} ({min(vals):.2f}–{max(vals):.2f})"
 
 for sh in shapes:
     sums = {}
@@ -433,15 +491,17 @@ for sh in shapes:
         if not allr:
             continue
         s = summarize(reps)
+        if s:
+            for k in ("ops_per_s", "ops_per_server_cpu_s", "p99_us"):
+                s["paired_ratio_" + k] = paired(sh["name"], n, k)
         sums[n] = s
         result["summary"].setdefault(sh["name"], {})[n] = s if s else {
             "ok": False, "failed": [f"{r.get('error')}: {r.get('message', '')}" for r in reps]}
     if not sums:
         continue
     md.append(f"\n## {sh['label']}\n")
-    md.append("| server | ops/s | MB/s | p50 µs | p99 µs | p99.9 µs | ops/CPU-s | µs/op | spread | RSS KiB | srv% | cli% | bg | ops/s × | ops/CPU-s × | p99 × |")
+    md.append("| server | ops/s | MB/s | p50 µs | p99 µs | p99.9 µs | ops/CPU-s | µs/op | RSS KiB | srv% | cli% | bg | other | ops/s × | ops/CPU-s × | p99 × |")
     md.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    refs = sums.get(ref)
     for n in names:
         if n not in sums:
             continue
@@ -451,18 +511,15 @@ for sh in shapes:
             err = "; ".join(f"{r.get('error')}: {r.get('message', '')}" for r in reps)
             md.append(f"| {n} | **FAILED** {err} |" + " |" * 15)
             continue
-        def ratio(k):
-            if not refs or not refs.get(k) or s.get(k) is None:
-                return "–"
-            return f"{s[k] / refs[k]:.2f}"
         mark = "*" if s["disturbed"] else ""
-        fail = f" ({len(s['failed'])} rep failed)" if s["failed"] else ""
+        fail = f" ({len(s['failed'])} round failed)" if s["failed"] else ""
         md.append(f"| {n}{fail} | {fmt(s['ops_per_s'])} | {fmt(s['mb_per_s'], 2)} | {fmt(s['p50_us'], 1)} | "
                   f"{fmt(s['p99_us'], 1)} | {fmt(s['p999_us'], 1)} | {fmt(s['ops_per_server_cpu_s'])} | "
-                  f"{fmt(s['server_us_per_op'], 2)} | {100 * s['spread']:.0f}% | {s['server_rss_kb']:.0f} | "
+                  f"{fmt(s['server_us_per_op'], 2)} | {s['server_rss_kb']:.0f} | "
                   f"{100 * s['server_cpu_util']:.0f} | {100 * s['client_cpu_util']:.0f} | "
-                  f"{s['background_load']:.2f}{mark} | {ratio('ops_per_s')} | {ratio('ops_per_server_cpu_s')} | "
-                  f"{ratio('p99_us')} |")
+                  f"{s['background_load']:.2f}{mark} | {s.get('other_cpu', 0):.2f}{'†' if s.get('other_cpu', 0) > 0.10 else ''} | "
+                  f"{pr(s['paired_ratio_ops_per_s'])} | "
+                  f"{pr(s['paired_ratio_ops_per_server_cpu_s'])} | {pr(s['paired_ratio_p99_us'])} |")
 
 idle = [r for r in runs if r.get("shape") == "idle"]
 if idle:

@@ -544,6 +544,10 @@ void rl_conn_maybe_finish(ringline_loop_t *l, struct rl_conn *c)
     else
         free(c->rx);
     c->rx = NULL;
+    free(c->sv);
+    c->sv = NULL;
+    free(c->addr);
+    c->addr = NULL;
     /* a FORWARD pair closes together */
     ringline_id_t other = c->mode == RINGLINE_MODE_FORWARD ? c->mode_arg : c->forward_from;
     c->state = RL_CONN_FREE;
@@ -619,23 +623,34 @@ int ringline_connect(ringline_loop_t *loop, const char *host, uint16_t port,
         return -ENFILE;
     }
     c->state = RL_CONN_CONNECTING;
-    memcpy(&c->addr, &ss, len);
+    c->addr = malloc(sizeof *c->addr);
+    if (!c->addr) {
+        c->state = RL_CONN_FREE;
+        c->next_free = l->conn_free;
+        l->conn_free = (uint32_t)(c - l->conns) + 1;
+        l->stats.conns_open--;
+        close(fd);
+        return -ENOMEM;
+    }
+    memcpy(c->addr, &ss, len);
     c->addrlen = len;
     uint32_t idx = (uint32_t)(c - l->conns);
     if (timeout_ms) {
         ret = ringline_chain_begin(l->ring, 2, 0);
         if (ret == 0)
-            ret = ringline_op_connect(l->ring, fd, (struct sockaddr *)&c->addr,
+            ret = ringline_op_connect(l->ring, fd, (struct sockaddr *)c->addr,
                                       c->addrlen, RL_TOK(RL_OP_CONNECT, c->gen, idx));
         if (ret == 0)
             ret = ringline_op_link_timeout(l->ring, timeout_ms * 1000000ull, 0,
                                            RL_TOK(RL_OP_CONNECT_TIMEOUT, c->gen, idx));
         ringline_chain_end(l->ring);
     } else {
-        ret = ringline_op_connect(l->ring, fd, (struct sockaddr *)&c->addr,
+        ret = ringline_op_connect(l->ring, fd, (struct sockaddr *)c->addr,
                                   c->addrlen, RL_TOK(RL_OP_CONNECT, c->gen, idx));
     }
     if (ret < 0) {
+        free(c->addr);
+        c->addr = NULL;
         c->state = RL_CONN_FREE;
         c->next_free = l->conn_free;
         l->conn_free = idx + 1;

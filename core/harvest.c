@@ -58,7 +58,8 @@ static bool rl_internal_cqe(ringline_ring_t *r, const struct io_uring_cqe *c,
     return true;
 }
 
-int rl_harvest(ringline_ring_t *r, ringline_cqe_t *out, unsigned max)
+int rl_harvest(ringline_ring_t *r, ringline_cqe_t *out, unsigned max,
+               bool flush_taskrun)
 {
     struct io_uring_cq *cq = &r->ring.cq;
     const unsigned shift = r->big ? 1 : 0;
@@ -100,9 +101,20 @@ int rl_harvest(ringline_ring_t *r, ringline_cqe_t *out, unsigned max)
             /* msg_ring deliveries were not submitted here */
             if (RL_UNLIKELY(top == RINGLINE_TOKEN_MSG_TAG))
                 continue;
-            if (r->tokmap.used &&
-                ((fl & IORING_CQE_F_BUFFER) || !(fl & IORING_CQE_F_MORE)))
+            if ((fl & (IORING_CQE_F_BUFFER | IORING_CQE_F_MORE)) ==
+                    (IORING_CQE_F_BUFFER | IORING_CQE_F_MORE) &&
+                r->ngroups == 1) {
+                /* the common case (multishot data, one group): no lookup
+                 * is needed to know the group */
+                struct rl_bufring *g = r->groups[0];
+                o->bgid = g->bgid;
+                o->bid = (uint16_t)(fl >> IORING_CQE_BUFFER_SHIFT);
+                if (!(fl & IORING_CQE_F_BUF_MORE))
+                    rl_group_taken(g, o->bid);
+            } else if (r->tokmap.used &&
+                       ((fl & IORING_CQE_F_BUFFER) || !(fl & IORING_CQE_F_MORE))) {
                 rl_buffer_account(r, o, fl);
+            }
             if (!(fl & IORING_CQE_F_MORE))
                 r->inflight--;
         }
@@ -114,7 +126,10 @@ int rl_harvest(ringline_ring_t *r, ringline_cqe_t *out, unsigned max)
          * work only reach the CQ through io_uring_enter: flush once and
          * look again, so a full CQ never hides a completion. */
         unsigned kflags = IO_URING_READ_ONCE(*r->ring.sq.kflags);
-        if (!(kflags & (IORING_SQ_CQ_OVERFLOW | IORING_SQ_TASKRUN)))
+        unsigned want = IORING_SQ_CQ_OVERFLOW;
+        if (flush_taskrun)
+            want |= IORING_SQ_TASKRUN;
+        if (!(kflags & want))
             break;
         io_uring_get_events(&r->ring);
         flushed = true;
@@ -128,5 +143,5 @@ int ringline_ring_harvest(ringline_ring_t *ring, ringline_cqe_t *out,
     RL_RING_CHECK(ring);
     if (!out && max)
         return -EINVAL;
-    return rl_harvest(ring, out, max);
+    return rl_harvest(ring, out, max, true);
 }

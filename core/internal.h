@@ -202,8 +202,10 @@ RL_HIDDEN int rl_enter(ringline_ring_t *r, unsigned wait_nr,
 #define RL_MAX_LEN 0x7FFFF000u
 
 /* ---- harvest.c ---- */
+/* flush_taskrun: also run deferred task work when the CQ looks empty
+ * (callers about to wait with GETEVENTS need not). */
 RL_HIDDEN int rl_harvest(ringline_ring_t *r, ringline_cqe_t *out,
-                         unsigned max);
+                         unsigned max, bool flush_taskrun);
 
 /* ---- wake.c ---- */
 RL_HIDDEN int rl_wake_init(ringline_ring_t *r);

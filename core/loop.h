@@ -75,6 +75,14 @@ struct rl_chunk {
     uint8_t storage[];
 };
 
+/* What the kernel reads during a gathered send; kept out of line so an
+ * idle connection stays small. Lives until the connection is freed (only
+ * after every operation on it completed). */
+struct rl_sendv {
+    struct msghdr msg;
+    struct iovec iov[RL_SENDV_MAX];
+};
+
 enum rl_conn_state {
     RL_CONN_FREE = 0,
     RL_CONN_CONNECTING,
@@ -128,13 +136,12 @@ struct rl_conn {
     size_t sending_bytes;
     bool sending_zc;
     bool dropped_unsent; /* an abort threw queued bytes away: RST */
-    struct iovec iov[RL_SENDV_MAX];
-    struct msghdr msg;
+    struct rl_sendv *sv; /* gathered-send record, made on first use */
     /* zero-copy chunks awaiting their notifications, oldest first (TCP
      * completes them in order) */
     struct rl_chunk *zc_head, *zc_tail;
 
-    struct sockaddr_storage addr; /* connect target */
+    struct sockaddr_storage *addr; /* connect target, while connecting */
     socklen_t addrlen;
     uint32_t next_free;
 };

@@ -190,7 +190,7 @@ static int rl_drain(ringline_ring_t *r)
         if (ret < 0 && ret != -EINTR)
             return ret;
         /* buffer and accounting bookkeeping runs as usual */
-        rl_harvest(r, scratch, 64);
+        rl_harvest(r, scratch, 64, true);
         struct timespec t;
         clock_gettime(CLOCK_MONOTONIC, &t);
         int64_t now = (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;

@@ -197,6 +197,11 @@ void rl_sendq_kick(ringline_loop_t *l, struct rl_conn *c)
             c->sending_zc = false;
         }
     } else {
+        if (!c->sv && !(c->sv = malloc(sizeof *c->sv))) {
+            rl_conn_begin_close(l, c, -ENOMEM, true);
+            return;
+        }
+        struct rl_sendv *sv = c->sv;
         unsigned n = 0;
         size_t total = 0;
         for (; k && n < RL_SENDV_MAX; k = k->next) {
@@ -204,15 +209,15 @@ void rl_sendq_kick(ringline_loop_t *l, struct rl_conn *c)
             if (n && k->kind == RL_CHUNK_REF && l->zc_threshold &&
                 k->len - k->off >= l->zc_threshold)
                 break;
-            c->iov[n].iov_base = (void *)(k->data + k->off);
-            c->iov[n].iov_len = k->len - k->off;
+            sv->iov[n].iov_base = (void *)(k->data + k->off);
+            sv->iov[n].iov_len = k->len - k->off;
             total += k->len - k->off;
             n++;
         }
-        memset(&c->msg, 0, sizeof c->msg);
-        c->msg.msg_iov = c->iov;
-        c->msg.msg_iovlen = n;
-        ret = ringline_op_sendmsg(l->ring, c->fd, &c->msg, mflags, tok);
+        memset(&sv->msg, 0, sizeof sv->msg);
+        sv->msg.msg_iov = sv->iov;
+        sv->msg.msg_iovlen = n;
+        ret = ringline_op_sendmsg(l->ring, c->fd, &sv->msg, mflags, tok);
         if (ret == 0) {
             c->sending = n;
             c->sending_bytes = total;

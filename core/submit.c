@@ -200,7 +200,7 @@ int ringline_ring_reap(ringline_ring_t *ring, ringline_cqe_t *out,
     int ret = ringline_ring_submit_and_wait(ring, wait_nr, timeout_ns);
     if (ret < 0)
         return ret;
-    return rl_harvest(ring, out, max);
+    return rl_harvest(ring, out, max, true);
 }
 
 int ringline_op_set_flags(ringline_ring_t *ring, unsigned flags)

@@ -882,6 +882,103 @@ RINGLINE_API int ringline_loop_stats(ringline_loop_t *loop,
 /* Pin the calling thread to one CPU (thread-per-core). */
 RINGLINE_API int ringline_thread_pin(int cpu);
 
+/* ======================================================================== */
+/* Storage batches: many file reads/writes or NVMe commands queued in one   */
+/* call, so a script keeps a deep queue (QD 32+) full at one crossing of    */
+/* the language boundary per batch.                                         */
+/* ======================================================================== */
+
+/* Request kinds (ringline_rw_req_t.op). File kinds take a plain fd or
+ * RINGLINE_FIXED(slot) and a byte offset; NVMe kinds take the generic char
+ * device (/dev/ngXnY) on a big-SQE ring, a namespace id and a starting LBA
+ * in .offset, and complete like ringline_op_nvme (res 0 success, > 0 NVMe
+ * status, < 0 -errno).
+ *
+ * What the Linux NVMe driver does with them (seen on Linux 6.1 against
+ * QEMU's controller, tests/vm): a positive res is the completion's status
+ * field without its phase bit, so besides SC (res & 0xFF) and SCT
+ * ((res >> 8) & 7) it may carry More (0x2000) and Do Not Retry (0x4000):
+ * an LBA out of range comes back as 0x4080. An nsid other than the
+ * device's own is refused by the driver (-EINVAL), command flags too;
+ * admin commands (ringline_op_nvme with admin = 1, e.g. Identify) go to
+ * the controller's char device /dev/nvmeX: /dev/ngXnY answers them with
+ * -ENOTTY. */
+#define RINGLINE_RW_READ 1        /* read len bytes at offset into buf */
+#define RINGLINE_RW_WRITE 2       /* write len bytes from buf at offset */
+#define RINGLINE_RW_READ_FIXED 3  /* the same, buf inside registered */
+#define RINGLINE_RW_WRITE_FIXED 4 /*   buffer buf_index */
+#define RINGLINE_RW_FSYNC 5       /* flags: RINGLINE_FSYNC_DATASYNC */
+#define RINGLINE_RW_NVME_READ 6   /* nlb blocks from LBA offset; len must be
+                                   * nlb * LBA size: a batch refuses a len
+                                   * that is not a multiple of nlb or gives
+                                   * under 512 bytes a block (the device
+                                   * would transfer past the buffer); the
+                                   * exact LBA size is the caller's to get
+                                   * right (ringline_nvme_ns_geometry) */
+#define RINGLINE_RW_NVME_WRITE 7
+#define RINGLINE_RW_NVME_FLUSH 8         /* nsid only */
+#define RINGLINE_RW_NVME_WRITE_ZEROES 9  /* nlb blocks from LBA offset */
+
+/*
+ * One request, 48 bytes, fixed layout (part of the ABI):
+ *   token      comes back in the completion
+ *   offset     byte offset (files) or starting LBA (NVMe)
+ *   buf, len   the data (len in bytes; not used by FSYNC, NVME_FLUSH,
+ *              NVME_WRITE_ZEROES)
+ *   nlb        NVMe logical blocks, 1..65536 (not used by file kinds)
+ *   fd         plain fd or RINGLINE_FIXED(slot)
+ *   nsid       NVMe namespace id (not used by file kinds)
+ *   op         RINGLINE_RW_*
+ *   buf_index  registered buffer for the _FIXED kinds
+ *   flags      RINGLINE_FSYNC_DATASYNC for FSYNC; must be 0 otherwise
+ * Memory the requests point to must stay valid until each one's
+ * completion; the request array itself may be reused as soon as the call
+ * returns.
+ */
+typedef struct ringline_rw_req {
+    uint64_t token;
+    uint64_t offset;
+    void *buf;
+    uint32_t len;
+    uint32_t nlb;
+    int32_t fd;
+    uint32_t nsid;
+    uint16_t op;
+    uint16_t buf_index;
+    uint32_t flags;
+} ringline_rw_req_t;
+
+/* Queue reqs[0..n) in order (submitting as the SQ fills, as every op
+ * does). Every request is checked before any is queued: one invalid
+ * request (bad op, token, fd, length, buffer index, flags, nlb, an NVMe
+ * kind on a ring without big SQEs) fails the call with -errno and nothing
+ * is queued. Returns n, or fewer only if the ring itself could take no
+ * more SQEs (then reqs[returned..n) were not queued). */
+RINGLINE_API int ringline_rw_batch(ringline_ring_t *ring,
+                                   const ringline_rw_req_t *reqs, unsigned n);
+/* One call per batch: ringline_rw_batch(reqs, n) (n may be 0), then
+ * submit, wait for wait_nr completions or timeout_ns (as
+ * ringline_ring_reap) and harvest up to max into out. wait_nr is capped
+ * to max and to the operations in flight, so asking for a whole batch
+ * back never sleeps forever. *queued (may be NULL) gets the number of
+ * requests queued. Returns the number of completions copied, or -errno
+ * (an invalid batch: nothing queued and nothing harvested). Keeping QD
+ * 32: call it with 32 requests, then each time with as many new requests
+ * as completions came back. */
+RINGLINE_API int ringline_rw_reap(ringline_ring_t *ring,
+                                  const ringline_rw_req_t *reqs, unsigned n,
+                                  unsigned *queued, ringline_cqe_t *out,
+                                  unsigned max, unsigned wait_nr,
+                                  int64_t timeout_ns);
+/* Read an Identify Namespace page (4096 bytes from
+ * ringline_nvme_cmd_identify with RINGLINE_NVME_CNS_NAMESPACE): the LBA
+ * size of the format in use, the namespace size and capacity in LBAs
+ * (each pointer may be NULL). -EPROTO if the page names no valid
+ * format. */
+RINGLINE_API int ringline_nvme_ns_geometry(const void *id_ns,
+                                           uint32_t *lba_size, uint64_t *nsze,
+                                           uint64_t *ncap);
+
 #ifdef __cplusplus
 }
 #endif

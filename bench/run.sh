@@ -46,8 +46,13 @@ SERVERS=(
   "ringline_c|{build}/examples/echo_server {port}"
   "uring_baseline|{build}/bench/baseline_uring_echo {port}"
   "epoll_baseline|{build}/bench/baseline_epoll_echo {port}"
-  # "ringline_lua|lua {repo}/examples/echo_server.lua {port}"
-  # "ringline_py|python3 {repo}/examples/echo_server.py {port}"
+  "ringline_lua|lua5.4 {repo}/examples/echo_server.lua {port}"
+  "luv|lua5.4 {repo}/lua/bench/luv_echo.lua {port}"
+  "cqueues|lua5.4 {repo}/lua/bench/cqueues_echo.lua {port}"
+  "ringline_py|/usr/bin/python3 {repo}/examples/echo_server.py {port}"
+  "ringline_asyncio|/usr/bin/python3 {repo}/examples/asyncio_echo.py {port}"
+  "asyncio|/usr/bin/python3 {repo}/examples/asyncio_echo.py {port} --loop asyncio"
+  "uvloop|/usr/bin/python3 {repo}/examples/asyncio_echo.py {port} --loop uvloop"
 )
 
 # name|conns|size|depth|label

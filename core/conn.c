@@ -712,6 +712,13 @@ int ringline_conn_set_mode(ringline_loop_t *loop, ringline_id_t id, int mode,
     }
     if (mode == RINGLINE_MODE_FRAMED && c->rx_len)
         rl_pending_add(loop, c);
+    if (mode == RINGLINE_MODE_EVENTS && old != RINGLINE_MODE_EVENTS && c->rx_len) {
+        /* bytes the framer had not cut yet come as DATA at the next poll,
+         * not only once more bytes arrive (a request/response peer would
+         * wait forever) */
+        c->data_pending = true;
+        rl_pending_add(loop, c);
+    }
     return 0;
 }
 

@@ -41,6 +41,9 @@ sys.exit(0 if r["ok"] else 1)'
 cleanup; pids=""
 
 echo
-echo "== 2. side by side (quick run; full: make bench, see BENCHMARKS.md)"
-bash "$REPO/bench/run.sh" "$B" --quick --no-idle --shapes c64_64B_d16,c8_64KiB_d1 >/dev/null
+echo "== 2. side by side, 64 connections x 64 B (quick run; full: make bench, BENCHMARKS.md)"
+# the issue's short version: ringline's C, Lua and Python servers against
+# the lean baselines, luv and uvloop, on one shape
+bash "$REPO/bench/run.sh" "$B" --quick --no-idle --shapes c64_64B_d1 \
+    --only ringline_c,uring_baseline,epoll_baseline,ringline_lua,luv,ringline_py,ringline_asyncio,uvloop >/dev/null
 cat "$REPO/bench/results/latest.md"

@@ -3,6 +3,7 @@
 #   make test     install missing Debian packages, build, run every suite (ctest)
 #   make demo     install, build, and run the demo: real traffic through ringline
 #   make bench    the benchmark suite (minutes); see BENCHMARKS.md
+#   make bench-storage  4 KiB random reads vs fio: O_DIRECT file, NVMe in a VM
 #   make install  cmake --install into PREFIX (default /usr/local)
 
 BUILD   ?= build
@@ -10,7 +11,7 @@ PREFIX  ?= /usr/local
 JOBS    ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all build deps test demo bench install clean
+.PHONY: all build deps test demo bench bench-storage install clean
 
 all: build
 
@@ -34,6 +35,10 @@ demo: deps
 bench: deps
 	@$(MAKE) --no-print-directory build
 	@bash bench/run.sh $(BUILD)
+
+bench-storage: deps
+	@$(MAKE) --no-print-directory build
+	@bash bench/storage.sh $(BUILD)
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)

@@ -598,11 +598,14 @@ RINGLINE_API int ringline_nvme_cmd_write_zeroes(ringline_nvme_cmd_t *cmd,
 RINGLINE_API int ringline_nvme_cmd_identify(ringline_nvme_cmd_t *cmd,
                                             uint32_t nsid, uint32_t cns,
                                             void *buf);
-/* Queue an NVMe command on a big-SQE ring (-EINVAL otherwise) against the
- * generic char device fd (/dev/ngXnY; plain or fixed). admin selects
- * RINGLINE_NVME_URING_CMD_ADMIN instead of _IO. Completion: res 0 success,
- * res > 0 NVMe status (SC | SCT << 8), res < 0 -errno; big[0] holds the
- * command's result dword(s). */
+/* Queue an NVMe command on a big-SQE ring (-EINVAL otherwise). I/O
+ * commands go to the namespace's generic char device (/dev/ngXnY); admin
+ * commands (admin != 0: RINGLINE_NVME_URING_CMD_ADMIN, e.g. Identify) to
+ * the controller's (/dev/nvmeX) — /dev/ngXnY answers those with -ENOTTY.
+ * fd is plain or fixed. Completion: res 0 success; res > 0 the NVMe status
+ * field without its phase bit: SC = res & 0xFF, SCT = (res >> 8) & 7, plus
+ * More (0x2000) and Do Not Retry (0x4000) — an LBA out of range is 0x4080;
+ * res < 0 -errno. big[0] holds the command's result dword(s). */
 RINGLINE_API int ringline_op_nvme(ringline_ring_t *ring, int fd,
                                   const ringline_nvme_cmd_t *cmd, int admin,
                                   uint64_t token);
@@ -962,9 +965,10 @@ RINGLINE_API int ringline_rw_batch(ringline_ring_t *ring,
  * to max and to the operations in flight, so asking for a whole batch
  * back never sleeps forever. *queued (may be NULL) gets the number of
  * requests queued. Returns the number of completions copied, or -errno
- * (an invalid batch: nothing queued and nothing harvested). Keeping QD
- * 32: call it with 32 requests, then each time with as many new requests
- * as completions came back. */
+ * (an invalid batch: nothing queued and nothing harvested; -EINTR only
+ * when a signal came and nothing was queued). Keeping QD 32: call it
+ * with 32 requests, then each time with as many new requests as
+ * completions came back. */
 RINGLINE_API int ringline_rw_reap(ringline_ring_t *ring,
                                   const ringline_rw_req_t *reqs, unsigned n,
                                   unsigned *queued, ringline_cqe_t *out,

@@ -278,8 +278,8 @@ int rlua_make_config(lua_State *L, int idx, ringline_config_t **out)
     if (max_conns)
         TRY(ringline_config_set_max_conns(cfg, (unsigned)max_conns));
     if (buf_count || buf_size)
-        TRY(ringline_config_set_recv_buffers(cfg, buf_count ? (unsigned)buf_count : 1024,
-                                             buf_size ? (unsigned)buf_size : 16384));
+        TRY(ringline_config_set_recv_buffers(cfg, buf_count ? (unsigned)buf_count : 256,
+                                             buf_size ? (unsigned)buf_size : 65536));
     if (high || low)
         TRY(ringline_config_set_send_limits(cfg, high ? (size_t)high : (1u << 20),
                                             low ? (size_t)low : (256u << 10)));

@@ -350,7 +350,7 @@ class Loop:
     """One ringline_loop_t (one ring) plus the scheduler. Belongs to the
     thread that created it; call_soon_threadsafe() is the cross-thread door."""
 
-    def __init__(self, *, max_conns: int = 4096, recv_buffers: Tuple[int, int] = (1024, 16384),
+    def __init__(self, *, max_conns: int = 4096, recv_buffers: Tuple[int, int] = (256, 65536),
                  send_limits: Tuple[int, int] = (1 << 20, 256 << 10), zc_threshold: Optional[int] = None,
                  idle_timeout: Optional[float] = None, batch: int = 256):
         for name, v in (("max_conns", max_conns), ("batch", batch)):

@@ -665,7 +665,7 @@ class _Poller:
 class RinglineEventLoop(base_events.BaseEventLoop):
     """asyncio event loop on libringline's event loop (one io_uring)."""
 
-    def __init__(self, *, max_conns: int = 65536, recv_buffers=(1024, 16384), batch: int = 256):
+    def __init__(self, *, max_conns: int = 65536, recv_buffers=(256, 65536), batch: int = 256):
         super().__init__()
         self._selector = _Poller(self)
         self._p = _NULL

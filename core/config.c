@@ -149,6 +149,13 @@ int ringline_config_set_zc_threshold(ringline_config_t *cfg, size_t bytes)
     return 0;
 }
 
+int ringline_config_set_fixed_files(ringline_config_t *cfg, int on)
+{
+    RL_CFG_CHECK(cfg);
+    cfg->fixed_files = on != 0;
+    return 0;
+}
+
 int ringline_config_set_idle_timeout(ringline_config_t *cfg, uint64_t ms)
 {
     RL_CFG_CHECK(cfg);

@@ -57,8 +57,12 @@ struct rl_conn *rl_conn_alloc(ringline_loop_t *l, int fd)
     l->stats.conns_open++;
     /* replies should leave at once: request/response latency matters more
      * than packet count here, and the send queue batches already */
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    /* a fixed slot has no descriptor: it inherited TCP_NODELAY from its
+     * listener instead */
+    if (!RINGLINE_IS_FIXED(fd)) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
     return c;
 }
 
@@ -531,13 +535,17 @@ void rl_conn_maybe_finish(ringline_loop_t *l, struct rl_conn *c)
     ringline_event_t *e = rl_ev_push(l, RINGLINE_EV_CLOSED, rl_conn_id(l, c));
     if (e)
         e->res = c->close_reason;
-    if (c->dropped_unsent) {
+    if (c->dropped_unsent && !RINGLINE_IS_FIXED(c->fd)) {
         /* bytes were thrown away: tell the peer with a reset, not a FIN */
         struct linger lg = {.l_onoff = 1, .l_linger = 0};
         setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     }
-    if (ringline_op_close(l->ring, c->fd, RL_TOK(RL_OP_CLOSE, c->gen, idx)) < 0)
-        close(c->fd);
+    if (ringline_op_close(l->ring, c->fd, RL_TOK(RL_OP_CLOSE, c->gen, idx)) < 0) {
+        if (RINGLINE_IS_FIXED(c->fd))
+            ringline_files_remove(l->ring, RINGLINE_FIXED_SLOT(c->fd));
+        else
+            close(c->fd);
+    }
     /* the rx buffer may back events of the batch the script holds */
     if (c->ev_batch == l->batch)
         rl_defer_free(l, c->rx);
@@ -838,6 +846,8 @@ int ringline_conn_peer(ringline_loop_t *loop, ringline_id_t id,
     if (!out || !len)
         return -EINVAL;
     *len = sizeof *out;
+    if (RINGLINE_IS_FIXED(c->fd))
+        return -EOPNOTSUPP; /* a fixed slot has no descriptor to ask */
     if (getpeername(c->fd, (struct sockaddr *)out, len) < 0)
         return -errno;
     return 0;

@@ -68,6 +68,7 @@ struct ringline_config {
     size_t send_low;
     size_t zc_threshold;
     uint64_t idle_ms;
+    bool fixed_files;
 };
 RL_HIDDEN void rl_config_defaults(ringline_config_t *c);
 

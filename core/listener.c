@@ -6,6 +6,7 @@
  * turn the server deaf.
  */
 #include <arpa/inet.h>
+#include <netinet/tcp.h>
 #include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,11 +68,18 @@ static void rl_listener_arm(ringline_loop_t *l, uint32_t idx)
     struct rl_listener *s = &l->listeners[idx];
     if (s->accept_armed || s->closing)
         return;
-    /* plain fds (not direct descriptors): scripts can then ask for the
-     * peer address, set options, or hand the socket elsewhere */
-    if (ringline_op_accept(l->ring, s->fd, NULL, NULL, SOCK_CLOEXEC,
-                           RINGLINE_ACCEPT_MULTISHOT, 0,
-                           RL_TOK(RL_OP_ACCEPT, s->gen, idx)) == 0) {
+    /* plain fds by default (scripts can ask for the peer address, set
+     * options, hand the socket elsewhere); with fixed_files straight into
+     * kernel-picked table slots */
+    int ret = l->fixed_files
+                  ? ringline_op_accept(l->ring, s->fd, NULL, NULL, 0,
+                                       RINGLINE_ACCEPT_MULTISHOT | RINGLINE_ACCEPT_DIRECT,
+                                       RINGLINE_FILE_ALLOC,
+                                       RL_TOK(RL_OP_ACCEPT, s->gen, idx))
+                  : ringline_op_accept(l->ring, s->fd, NULL, NULL, SOCK_CLOEXEC,
+                                       RINGLINE_ACCEPT_MULTISHOT, 0,
+                                       RL_TOK(RL_OP_ACCEPT, s->gen, idx));
+    if (ret == 0) {
         s->accept_armed = true;
         s->inflight++;
     }
@@ -102,6 +110,15 @@ void rl_listener_op_done(ringline_loop_t *l, uint32_t idx)
     rl_check_stopped(l);
 }
 
+/* An accepted socket nobody will use: still ours to close. */
+static void rl_drop_accepted(ringline_loop_t *l, int fd)
+{
+    if (RINGLINE_IS_FIXED(fd))
+        ringline_files_remove(l->ring, RINGLINE_FIXED_SLOT(fd));
+    else
+        close(fd);
+}
+
 void rl_listener_on_accept(ringline_loop_t *l, uint32_t idx,
                            const ringline_cqe_t *cqe)
 {
@@ -116,12 +133,14 @@ void rl_listener_on_accept(ringline_loop_t *l, uint32_t idx,
     ringline_id_t lid = RL_ID(RL_K_LISTENER, s->gen, idx);
     int res = cqe->res;
     if (res >= 0) {
+        /* with fixed_files the result is a table slot, not a descriptor */
+        int fd = l->fixed_files ? RINGLINE_FIXED(res) : res;
         if (s->closing || l->stopping) {
-            close(res); /* lost the race with close: still ours to close */
+            rl_drop_accepted(l, fd); /* lost the race with close */
         } else {
-            struct rl_conn *c = rl_conn_alloc(l, res);
+            struct rl_conn *c = rl_conn_alloc(l, fd);
             if (!c) {
-                close(res);
+                rl_drop_accepted(l, fd);
                 l->stats.accept_errors++;
                 ringline_event_t *e = rl_ev_push(l, RINGLINE_EV_ERROR, lid);
                 if (e)
@@ -182,6 +201,8 @@ int ringline_listen(ringline_loop_t *loop, const char *host, uint16_t port,
         return -errno;
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    /* accepted sockets inherit it: fixed slots cannot be set later */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if ((flags & RINGLINE_LISTEN_REUSEPORT) &&
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
         goto fail;

@@ -162,6 +162,14 @@ int ringline_loop_new(const ringline_config_t *cfg, ringline_loop_t **out)
         goto fail;
     }
     rl_raise_nofile(l->max_conns + 128);
+    if (cfg->fixed_files) {
+        /* the whole table is the kernel's allocation range: multishot
+         * accept picks the slots, close-direct frees them */
+        ret = ringline_files_register(l->ring, l->max_conns, l->max_conns);
+        if (ret < 0)
+            goto fail;
+        l->fixed_files = true;
+    }
     *out = l;
     return 0;
 fail:
@@ -605,7 +613,8 @@ int ringline_loop_destroy(ringline_loop_t *loop)
         free(c->rx);
         free(c->sv);
         free(c->addr);
-        if (c->fd >= 0)
+        /* fixed slots went with the ring's file table */
+        if (c->fd >= 0 && !RINGLINE_IS_FIXED(c->fd))
             close(c->fd);
     }
     for (int i = 0; i < 64; i++) {

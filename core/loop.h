@@ -203,6 +203,7 @@ struct ringline_loop {
     unsigned buf_count, buf_size;
     size_t high, low, zc_threshold;
     uint64_t idle_ns;
+    bool fixed_files; /* accepted connections are fixed-file slots */
 
     /* objects */
     struct rl_conn *conns;

@@ -1,7 +1,7 @@
 /*
  * echo_server — every byte received on 127.0.0.1:PORT goes back, in C.
  *
- *   echo_server PORT [--workers N] [--bufs COUNTxSIZE]
+ *   echo_server PORT [--workers N] [--bufs COUNTxSIZE] [--fixed 0|1]
  *
  * Each worker is a thread pinned to its own CPU with its own loop (and so
  * its own ring); the workers share the port through SO_REUSEPORT. The echo
@@ -25,6 +25,7 @@ static ringline_loop_t *loops[256];
 static int nworkers = 1;
 static pthread_barrier_t ready;
 static unsigned buf_count, buf_size; /* 0: the loop's defaults */
+static int fixed_files;              /* accept into fixed-file slots */
 static atomic_int failed;
 
 static int die(const char *what, int err)
@@ -47,6 +48,8 @@ static void *worker(void *arg)
     int ret = ringline_config_new(&cfg);
     if (ret == 0 && buf_count)
         ret = ringline_config_set_recv_buffers(cfg, buf_count, buf_size);
+    if (ret == 0)
+        ret = ringline_config_set_fixed_files(cfg, fixed_files);
     if (ret == 0)
         ret = ringline_loop_new(cfg, &loop);
     ringline_config_free(cfg);
@@ -96,6 +99,8 @@ int main(int argc, char **argv)
     for (int a = 2; a + 1 < argc; a += 2) {
         if (strcmp(argv[a], "--workers") == 0)
             nworkers = atoi(argv[a + 1]);
+        else if (strcmp(argv[a], "--fixed") == 0)
+            fixed_files = atoi(argv[a + 1]);
         else if (strcmp(argv[a], "--bufs") == 0 &&
                  sscanf(argv[a + 1], "%ux%u", &buf_count, &buf_size) != 2)
             return 2;

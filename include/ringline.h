@@ -685,6 +685,14 @@ RINGLINE_API int ringline_config_set_send_limits(ringline_config_t *cfg,
  * (SEND_ZC); 0 disables zero-copy. Default 16 KiB. */
 RINGLINE_API int ringline_config_set_zc_threshold(ringline_config_t *cfg,
                                                   size_t bytes);
+/* on != 0: accepted connections live in the ring's fixed-file table
+ * (multishot accept straight into kernel-picked slots, sized by
+ * max_conns), which saves a file lookup per operation. Such connections
+ * have no plain descriptor: ringline_conn_peer gives -EOPNOTSUPP, and an
+ * abort that drops queued bytes ends with FIN rather than RST. Outbound
+ * (ringline_connect) connections keep plain descriptors. Default off. */
+RINGLINE_API int ringline_config_set_fixed_files(ringline_config_t *cfg,
+                                                 int on);
 /* Close connections idle (nothing received or sent) for ms; 0 = never. */
 RINGLINE_API int ringline_config_set_idle_timeout(ringline_config_t *cfg,
                                                   uint64_t ms);

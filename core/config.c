@@ -5,6 +5,8 @@
  * options are new functions, so old binaries and FFI declarations never see
  * a layout change.
  */
+#include <string.h>
+
 #include "internal.h"
 
 #define RL_CFG_CHECK(c)                                                        \
@@ -18,6 +20,8 @@
 
 void rl_config_defaults(ringline_config_t *c)
 {
+    /* every field, present and future, starts from zero */
+    memset(c, 0, sizeof *c);
     c->magic = RL_MAGIC_CONFIG;
     c->sq_entries = 256;
     c->cq_entries = 0;

@@ -303,6 +303,8 @@ int ringline_config_set_send_limits(ringline_config_t *cfg,
                                                  size_t high, size_t low);
 int ringline_config_set_zc_threshold(ringline_config_t *cfg,
                                                   size_t bytes);
+int ringline_config_set_fixed_files(ringline_config_t *cfg,
+                                                 int on);
 int ringline_config_set_idle_timeout(ringline_config_t *cfg,
                                                   uint64_t ms);
 int ringline_loop_new(const ringline_config_t *cfg,

@@ -841,6 +841,17 @@ local function norm_host(host)
   return host
 end
 
+-- host/port arguments of listen/connect/udp: a normalised host, or a Lua
+-- error blaming the caller of fname (level 3)
+local function check_endpoint(host, port, fname, min_port)
+  local h = norm_host(host)
+  if not h then error(("bad argument #1 to '%s' (string expected)"):format(fname), 3) end
+  if type(port) ~= "number" or port < min_port or port > 65535 or port % 1 ~= 0 then
+    error(("bad argument #2 to '%s' (port %d..65535 expected)"):format(fname, min_port), 3)
+  end
+  return h
+end
+
 local framer_names = { line = true, u16 = true, u32 = true, resp = true, http = true }
 local function check_framer(f, argn, fname)
   if f == nil then return nil end
@@ -862,11 +873,7 @@ end
 ---   timeout (default for the connections' blocking calls)
 function M.listen(host, port, opts)
   local s = sched("ringline.listen")
-  local h = norm_host(host)
-  if not h then error("bad argument #1 to 'listen' (string expected)", 2) end
-  if type(port) ~= "number" or port < 0 or port > 65535 or port % 1 ~= 0 then
-    error("bad argument #2 to 'listen' (port 0..65535 expected)", 2)
-  end
+  local h = check_endpoint(host, port, "listen", 0)
   if opts ~= nil and type(opts) ~= "table" then
     error("bad argument #3 to 'listen' (table expected)", 2)
   end
@@ -1013,11 +1020,7 @@ end
 function M.connect(host, port, opts)
   local s = sched("ringline.connect")
   local co = current_task(s, "ringline.connect()")
-  local h = norm_host(host)
-  if not h then error("bad argument #1 to 'connect' (string expected)", 2) end
-  if type(port) ~= "number" or port < 1 or port > 65535 or port % 1 ~= 0 then
-    error("bad argument #2 to 'connect' (port 1..65535 expected)", 2)
-  end
+  local h = check_endpoint(host, port, "connect", 1)
   if opts ~= nil and type(opts) ~= "table" then
     error("bad argument #3 to 'connect' (table expected)", 2)
   end
@@ -1572,11 +1575,7 @@ end
 --- kept for recvfrom, default 1024).
 function M.udp(host, port, opts)
   local s = sched("ringline.udp")
-  local h = norm_host(host)
-  if not h then error("bad argument #1 to 'udp' (string expected)", 2) end
-  if type(port) ~= "number" or port < 0 or port > 65535 or port % 1 ~= 0 then
-    error("bad argument #2 to 'udp' (port 0..65535 expected)", 2)
-  end
+  local h = check_endpoint(host, port, "udp", 0)
   opts = opts or {}
   local id, err, no = s.loop:udp_bind(h, port)
   if not id then return nil, err, no end

@@ -102,6 +102,15 @@ static int rl_rx_append(ringline_loop_t *l, struct rl_conn *c,
     return 0;
 }
 
+/* Back to the free list; the slot's next user bumps the generation. */
+static void rl_conn_release_slot(ringline_loop_t *l, struct rl_conn *c)
+{
+    c->state = RL_CONN_FREE;
+    c->next_free = l->conn_free;
+    l->conn_free = (uint32_t)(c - l->conns) + 1;
+    l->stats.conns_open--;
+}
+
 static void rl_mark_data(ringline_loop_t *l, struct rl_conn *c)
 {
     if (c->ev_batch != l->batch) {
@@ -558,11 +567,8 @@ void rl_conn_maybe_finish(ringline_loop_t *l, struct rl_conn *c)
     c->addr = NULL;
     /* a FORWARD pair closes together */
     ringline_id_t other = c->mode == RINGLINE_MODE_FORWARD ? c->mode_arg : c->forward_from;
-    c->state = RL_CONN_FREE;
     c->ev_batch = 0;
-    c->next_free = l->conn_free;
-    l->conn_free = idx + 1;
-    l->stats.conns_open--;
+    rl_conn_release_slot(l, c);
     l->stats.closed++;
     if (other) {
         struct rl_conn *o = rl_conn_get(l, other);
@@ -633,10 +639,7 @@ int ringline_connect(ringline_loop_t *loop, const char *host, uint16_t port,
     c->state = RL_CONN_CONNECTING;
     c->addr = malloc(sizeof *c->addr);
     if (!c->addr) {
-        c->state = RL_CONN_FREE;
-        c->next_free = l->conn_free;
-        l->conn_free = (uint32_t)(c - l->conns) + 1;
-        l->stats.conns_open--;
+        rl_conn_release_slot(l, c);
         close(fd);
         return -ENOMEM;
     }
@@ -659,10 +662,7 @@ int ringline_connect(ringline_loop_t *loop, const char *host, uint16_t port,
     if (ret < 0) {
         free(c->addr);
         c->addr = NULL;
-        c->state = RL_CONN_FREE;
-        c->next_free = l->conn_free;
-        l->conn_free = idx + 1;
-        l->stats.conns_open--;
+        rl_conn_release_slot(l, c);
         close(fd);
         return ret;
     }

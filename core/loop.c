@@ -220,7 +220,6 @@ static void rl_run_pending(ringline_loop_t *l)
     unsigned n = l->pending_n;
     l->pending = NULL;
     l->pending_n = 0;
-    unsigned cap = l->pending_cap;
     l->pending_cap = 0;
     unsigned i = 0;
     for (; i < n; i++) {
@@ -241,7 +240,6 @@ static void rl_run_pending(ringline_loop_t *l)
         rl_push_u32(&l->pending, &l->pending_n, &l->pending_cap, list[i]);
     }
     free(list);
-    (void)cap;
 }
 
 void rl_pending_add(ringline_loop_t *l, struct rl_conn *c)

@@ -71,6 +71,7 @@ struct rl_chunk {
     uint64_t tag;
     size_t tag_len; /* the tagged send's own size, for its SENT event */
     uint8_t kind;
+    bool inflight; /* covered by the send in flight */
     uint16_t bid; /* PBUF: buffer to give back once written */
     uint8_t storage[];
 };

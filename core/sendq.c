@@ -68,18 +68,11 @@ static void rl_sendq_append(ringline_loop_t *l, struct rl_conn *c,
     l->stats.sends_queued++;
 }
 
-/* Is the last queued chunk outside the send in flight? */
+/* Is the last queued chunk outside the send in flight? (The old way
+ * walked the queue: quadratic for a long queue of small sends.) */
 static bool rl_tail_free(struct rl_conn *c)
 {
-    if (!c->sq_tail)
-        return false;
-    if (!c->send_inflight)
-        return true;
-    unsigned i = 0;
-    for (struct rl_chunk *k = c->sq_head; k; k = k->next, i++)
-        if (k == c->sq_tail)
-            return i >= c->sending;
-    return false;
+    return c->sq_tail && !c->sq_tail->inflight;
 }
 
 int rl_sendq_copy(ringline_loop_t *l, struct rl_conn *c,
@@ -227,6 +220,9 @@ void rl_sendq_kick(ringline_loop_t *l, struct rl_conn *c)
     if (ret == 0) {
         c->send_inflight = true;
         c->inflight++;
+        unsigned seen = 0;
+        for (struct rl_chunk *q = c->sq_head; q && seen < c->sending; q = q->next, seen++)
+            q->inflight = true; /* no more bytes may be appended to these */
     } else {
         rl_conn_begin_close(l, c, ret, true);
     }
@@ -251,6 +247,9 @@ void rl_sendq_on_send(ringline_loop_t *l, struct rl_conn *c,
     unsigned sending = c->sending;
     c->send_inflight = false;
     c->sending = 0;
+    unsigned seen = 0;
+    for (struct rl_chunk *q = c->sq_head; q && seen < sending; q = q->next, seen++)
+        q->inflight = false;
     if (res < 0) {
         if ((res == -EAGAIN || res == -EINTR) && !c->aborting) {
             /* nothing was written: send the same bytes again */

@@ -362,8 +362,11 @@ int main(void)
            (long long)max_q);
     if (xres != 0 || yres != 0)
         SOFT_FAIL("clean forward: CLOSED %d / %d, want 0 / 0", xres, yres);
-    /* see test_loop_backpressure.c: up to ~1 MiB over high is normal */
-    if (max_q > (int64_t)(HIGH + (3u << 20)))
+    /* see test_loop_backpressure.c: completions the multishot receive
+     * posted before its cancel lands still count — up to 32 buffers
+     * (64 KiB each by default) per task-work run, and two runs can land
+     * before the cancel: 4 MiB over high. Measured 0.3 .. 3.1 MiB. */
+    if (max_q > (int64_t)(HIGH + (4u << 20)))
         SOFT_FAIL("forward queue reached %lld (high %u)", (long long)max_q,
                   HIGH);
     ringline_stats_t s = lt_stats(loop);

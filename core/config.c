@@ -40,6 +40,12 @@ void rl_config_defaults(ringline_config_t *c)
     c->send_low = 256u << 10;
     c->zc_threshold = 16384;
     c->idle_ms = 0;
+    /* UDP: 64 buffers of 68 KiB: any datagram (<= 65507 bytes) fits after
+     * the 48-byte recvmsg header + address, and page-aligned buffers in a
+     * lazily-touched mapping cost one page of memory per small datagram,
+     * not 68 KiB (see udp.c) */
+    c->udp_buf_count = 64;
+    c->udp_buf_size = 69632;
 }
 
 int ringline_config_new(ringline_config_t **out)
@@ -166,5 +172,25 @@ int ringline_config_set_idle_timeout(ringline_config_t *cfg, uint64_t ms)
     if (ms > (uint64_t)1 << 40)
         return -EINVAL;
     cfg->idle_ms = ms;
+    return 0;
+}
+
+int ringline_config_set_udp_buffers(ringline_config_t *cfg, unsigned count,
+                                    unsigned size)
+{
+    RL_CFG_CHECK(cfg);
+    if (count == 0) {
+        /* single-shot receives into a private 64 KiB buffer per socket */
+        cfg->udp_buf_count = 0;
+        return 0;
+    }
+    if (count > 32768 || (count & (count - 1)))
+        return -EINVAL;
+    /* room for the 48-byte header and address plus at least 16 bytes of
+     * payload; more than 1 MiB cannot be used by any datagram */
+    if (size < 64 || size > (1u << 20))
+        return -EINVAL;
+    cfg->udp_buf_count = count;
+    cfg->udp_buf_size = size;
     return 0;
 }

@@ -52,8 +52,8 @@ struct rl_conn *rl_conn_alloc(ringline_loop_t *l, int fd)
     c->gen = gen ? gen : 1;
     c->fd = fd;
     c->state = RL_CONN_OPEN;
-    c->ev_idx = -1;
-    c->last_active_ns = ringline_now_ns();
+    if (l->idle_ns)
+        c->last_active = RL_ACTIVE_NOW();
     l->stats.conns_open++;
     /* replies should leave at once: request/response latency matters more
      * than packet count here, and the send queue batches already */
@@ -66,39 +66,71 @@ struct rl_conn *rl_conn_alloc(ringline_loop_t *l, int fd)
     return c;
 }
 
+/* The connection's out-of-line record, made on first use (NULL: out of
+ * memory). */
+struct rl_conn_x *rl_conn_x(struct rl_conn *c)
+{
+    if (RL_LIKELY(c->x != NULL))
+        return c->x;
+    c->x = calloc(1, sizeof *c->x);
+    if (c->x)
+        c->x->ev_idx = -1;
+    return c->x;
+}
+
+/* With the slot: the rx buffer may back events of the batch the script
+ * holds, so it goes at the next poll then. */
+void rl_conn_x_free(ringline_loop_t *l, struct rl_conn *c)
+{
+    struct rl_conn_x *x = c->x;
+    if (!x)
+        return;
+    if (c->ev_batch == l->batch && x->rx)
+        rl_defer_free(l, x->rx);
+    else
+        free(x->rx);
+    free(x->sv);
+    free(x->addr);
+    free(x);
+    c->x = NULL;
+}
+
 /* ---- receive accumulator ---- */
 
 static int rl_rx_append(ringline_loop_t *l, struct rl_conn *c,
                         const uint8_t *data, size_t len)
 {
-    size_t end = c->rx_off + c->rx_len;
+    struct rl_conn_x *x = rl_conn_x(c);
+    if (!x)
+        return -ENOMEM;
+    size_t end = x->rx_off + x->rx_len;
     /* events of this batch may point into rx: then it must neither move
      * nor be freed until the next poll */
     bool pinned = c->ev_batch == l->batch;
-    if (end + len > c->rx_cap) {
-        if (!pinned && c->rx_off && c->rx_len + len <= c->rx_cap) {
-            memmove(c->rx, c->rx + c->rx_off, c->rx_len);
-            c->rx_off = 0;
+    if (end + len > x->rx_cap) {
+        if (!pinned && x->rx_off && x->rx_len + len <= x->rx_cap) {
+            memmove(x->rx, x->rx + x->rx_off, x->rx_len);
+            x->rx_off = 0;
         } else {
-            size_t ncap = c->rx_cap ? c->rx_cap * 2 : 4096;
-            while (ncap < c->rx_len + len)
+            size_t ncap = x->rx_cap ? x->rx_cap * 2 : 4096;
+            while (ncap < x->rx_len + len)
                 ncap *= 2;
             uint8_t *n = malloc(ncap);
             if (!n)
                 return -ENOMEM;
-            if (c->rx_len)
-                memcpy(n, c->rx + c->rx_off, c->rx_len);
+            if (x->rx_len)
+                memcpy(n, x->rx + x->rx_off, x->rx_len);
             if (pinned)
-                rl_defer_free(l, c->rx);
+                rl_defer_free(l, x->rx);
             else
-                free(c->rx);
-            c->rx = n;
-            c->rx_off = 0;
-            c->rx_cap = ncap;
+                free(x->rx);
+            x->rx = n;
+            x->rx_off = 0;
+            x->rx_cap = ncap;
         }
     }
-    memcpy(c->rx + c->rx_off + c->rx_len, data, len);
-    c->rx_len += len;
+    memcpy(x->rx + x->rx_off + x->rx_len, data, len);
+    x->rx_len += len;
     return 0;
 }
 
@@ -111,15 +143,21 @@ static void rl_conn_release_slot(ringline_loop_t *l, struct rl_conn *c)
     l->stats.conns_open--;
 }
 
-static void rl_mark_data(ringline_loop_t *l, struct rl_conn *c)
+/* The connection takes part in this batch (its x exists from here on
+ * while ev_batch == l->batch). NULL: out of memory. */
+static struct rl_conn_x *rl_mark_data(ringline_loop_t *l, struct rl_conn *c)
 {
+    struct rl_conn_x *x = rl_conn_x(c);
+    if (!x)
+        return NULL;
     if (c->ev_batch != l->batch) {
         c->ev_batch = l->batch;
-        c->ev_idx = -1;
-        c->fr_pos = 0;
+        x->ev_idx = -1;
+        x->fr_pos = 0;
         rl_push_u32(&l->data_conns, &l->data_n, &l->data_cap,
                     (uint32_t)(c - l->conns));
     }
+    return x;
 }
 
 /* ---- modes ---- */
@@ -127,21 +165,26 @@ static void rl_mark_data(ringline_loop_t *l, struct rl_conn *c)
 static void rl_deliver_data(ringline_loop_t *l, struct rl_conn *c,
                             uint16_t bid, const uint8_t *data, size_t len)
 {
-    rl_mark_data(l, c);
-    if (c->ev_idx >= 0) {
+    struct rl_conn_x *x = rl_mark_data(l, c);
+    if (!x) {
+        rl_return_buf(l, bid);
+        rl_conn_begin_close(l, c, -ENOMEM, true);
+        return;
+    }
+    if (x->ev_idx >= 0) {
         /* a second chunk in the same batch: one DATA event per connection
          * per batch keeps "consume n bytes" unambiguous */
-        ringline_event_t *e = &l->out[c->ev_idx];
+        ringline_event_t *e = &l->out[x->ev_idx];
         if (c->ev_pbuf) {
             rl_rx_append(l, c, e->data, e->len);
             c->ev_pbuf = false;
         }
         rl_rx_append(l, c, data, len);
         rl_return_buf(l, bid);
-        e->data = c->rx + c->rx_off;
-        e->len = c->rx_len;
-        c->ev_data = e->data;
-        c->ev_len = c->ev_consumed = c->rx_len;
+        e->data = x->rx + x->rx_off;
+        e->len = x->rx_len;
+        x->ev_data = e->data;
+        x->ev_len = x->ev_consumed = x->rx_len;
         return;
     }
     if (!l->out || rl_ev_room(l) == 0) {
@@ -153,23 +196,23 @@ static void rl_deliver_data(ringline_loop_t *l, struct rl_conn *c,
         return;
     }
     ringline_event_t *e = rl_ev_push(l, RINGLINE_EV_DATA, rl_conn_id(l, c));
-    c->ev_idx = (int)(e - l->out);
+    x->ev_idx = (int)(e - l->out);
     c->data_pending = false;
-    if (c->rx_len == 0) {
+    if (x->rx_len == 0) {
         /* the common case: the script reads the kernel's buffer itself */
         e->data = data;
         e->len = len;
         c->ev_pbuf = true;
     } else {
         rl_rx_append(l, c, data, len);
-        e->data = c->rx + c->rx_off;
-        e->len = c->rx_len;
+        e->data = x->rx + x->rx_off;
+        e->len = x->rx_len;
         c->ev_pbuf = false;
     }
     /* given back at the next poll, once the script is done with it */
     rl_hold_buf(l, bid);
-    c->ev_data = e->data;
-    c->ev_len = c->ev_consumed = e->len;
+    x->ev_data = e->data;
+    x->ev_len = x->ev_consumed = e->len;
 }
 
 /* Hand out complete frames from rx while the batch has room. */
@@ -179,14 +222,18 @@ static void rl_run_framer(ringline_loop_t *l, struct rl_conn *c)
     size_t max = (size_t)(c->mode_arg >> 8);
     if (!max)
         max = RL_DEFAULT_MAX_FRAME;
-    rl_mark_data(l, c);
+    struct rl_conn_x *x = rl_mark_data(l, c);
+    if (!x) {
+        rl_conn_begin_close(l, c, -ENOMEM, true);
+        return;
+    }
     while (c->state == RL_CONN_OPEN || c->state == RL_CONN_CLOSING) {
         if (rl_ev_room(l) < 2) {
             rl_pending_add(l, c); /* continue in the next batch */
             return;
         }
-        const uint8_t *p = c->rx + c->rx_off + c->fr_pos;
-        size_t avail = c->rx_len - c->fr_pos;
+        const uint8_t *p = x->rx + x->rx_off + x->fr_pos;
+        size_t avail = x->rx_len - x->fr_pos;
         if (!avail)
             return;
         size_t flen, poff, plen;
@@ -203,7 +250,7 @@ static void rl_run_framer(ringline_loop_t *l, struct rl_conn *c)
         e->data = p + poff;
         e->len = plen;
         e->tag = flen;
-        c->fr_pos += flen;
+        x->fr_pos += flen;
     }
 }
 
@@ -288,15 +335,15 @@ static void rl_conn_stop_recv(ringline_loop_t *l, struct rl_conn *c)
 /* The connection whose receiving fills c's send queue. */
 static struct rl_conn *rl_bp_source(ringline_loop_t *l, struct rl_conn *c)
 {
-    if (c->forward_from) {
-        struct rl_conn *s = rl_conn_get(l, c->forward_from);
+    if (c->x && c->x->forward_from) {
+        struct rl_conn *s = rl_conn_get(l, c->x->forward_from);
         if (s && s->mode == RINGLINE_MODE_FORWARD && s->mode_arg == rl_conn_id(l, c))
             return s;
     }
     return c;
 }
 
-void rl_conn_update_bp(ringline_loop_t *l, struct rl_conn *c)
+void rl_conn_update_bp_slow(ringline_loop_t *l, struct rl_conn *c)
 {
     struct rl_conn *src = rl_bp_source(l, c);
     if (c->queued > l->high) {
@@ -332,7 +379,7 @@ void rl_conn_on_recv(ringline_loop_t *l, struct rl_conn *c,
         } else {
             l->stats.bytes_in += (uint64_t)res;
             if (l->idle_ns) /* a clock read per completion only if used */
-                c->last_active_ns = ringline_now_ns();
+                c->last_active = RL_ACTIVE_NOW();
             rl_conn_consume_bytes(l, c, cqe->bid, p, (size_t)res);
         }
     }
@@ -382,18 +429,18 @@ void rl_conn_on_recv(ringline_loop_t *l, struct rl_conn *c,
 /* A DATA event for bytes already in rx (they found the last batch full). */
 static void rl_deliver_rx(ringline_loop_t *l, struct rl_conn *c)
 {
-    if (!c->rx_len || rl_ev_room(l) == 0)
+    if (!rl_rx_len(c) || rl_ev_room(l) == 0)
         return;
-    rl_mark_data(l, c);
-    if (c->ev_idx >= 0)
+    struct rl_conn_x *x = rl_mark_data(l, c); /* x exists: rx_len > 0 */
+    if (x->ev_idx >= 0)
         return;
     ringline_event_t *e = rl_ev_push(l, RINGLINE_EV_DATA, rl_conn_id(l, c));
-    c->ev_idx = (int)(e - l->out);
-    e->data = c->rx + c->rx_off;
-    e->len = c->rx_len;
+    x->ev_idx = (int)(e - l->out);
+    e->data = x->rx + x->rx_off;
+    e->len = x->rx_len;
     c->ev_pbuf = false;
-    c->ev_data = e->data;
-    c->ev_len = c->ev_consumed = e->len;
+    x->ev_data = e->data;
+    x->ev_len = x->ev_consumed = e->len;
     c->data_pending = false;
 }
 
@@ -438,40 +485,43 @@ void rl_conn_settle(ringline_loop_t *l, struct rl_conn *c)
 {
     if (c->ev_batch != l->batch || c->state == RL_CONN_FREE)
         return;
-    if (c->mode == RINGLINE_MODE_FRAMED || c->fr_pos) {
-        c->rx_off += c->fr_pos;
-        c->rx_len -= c->fr_pos;
-        c->fr_pos = 0;
+    struct rl_conn_x *x = c->x; /* made by rl_mark_data */
+    if (!x)
+        return;
+    if (c->mode == RINGLINE_MODE_FRAMED || x->fr_pos) {
+        x->rx_off += x->fr_pos;
+        x->rx_len -= x->fr_pos;
+        x->fr_pos = 0;
     }
-    if (c->ev_idx >= 0) {
-        size_t used = c->ev_consumed < c->ev_len ? c->ev_consumed : c->ev_len;
+    if (x->ev_idx >= 0) {
+        size_t used = x->ev_consumed < x->ev_len ? x->ev_consumed : x->ev_len;
         if (c->ev_pbuf) {
             /* the provided buffer goes back after this: keep the rest */
-            if (used < c->ev_len)
-                rl_rx_append(l, c, c->ev_data + used, c->ev_len - used);
+            if (used < x->ev_len)
+                rl_rx_append(l, c, x->ev_data + used, x->ev_len - used);
             c->ev_pbuf = false;
         } else {
-            c->rx_off += used;
-            c->rx_len -= used;
+            x->rx_off += used;
+            x->rx_len -= used;
         }
     }
-    if (c->rx_len == 0)
-        c->rx_off = 0;
-    c->ev_idx = -1;
+    if (x->rx_len == 0)
+        x->rx_off = 0;
+    x->ev_idx = -1;
     c->ev_batch = 0;
-    if (c->mode == RINGLINE_MODE_FRAMED && c->rx_len)
+    if (c->mode == RINGLINE_MODE_FRAMED && x->rx_len)
         rl_pending_add(l, c); /* frames may be complete already */
     if ((c->mode == RINGLINE_MODE_ECHO || c->mode == RINGLINE_MODE_FORWARD) &&
-        c->rx_len && c->state == RL_CONN_OPEN) {
+        x->rx_len && c->state == RL_CONN_OPEN) {
         /* The script kept bytes of a DATA event (consume) and switched to
          * ECHO/FORWARD in the same batch: set_mode left them to us, and
          * nothing else would ever send them. They go the new way now,
          * ahead of anything received later. Found by
          * tests/c/test_loop_forward.c. */
-        size_t n = c->rx_len;
-        c->rx_len = 0;
-        rl_conn_consume_bytes(l, c, -1, c->rx + c->rx_off, n);
-        c->rx_off = 0;
+        size_t n = x->rx_len;
+        x->rx_len = 0;
+        rl_conn_consume_bytes(l, c, -1, x->rx + x->rx_off, n);
+        x->rx_off = 0;
     }
 }
 
@@ -524,7 +574,7 @@ void rl_conn_maybe_finish(ringline_loop_t *l, struct rl_conn *c)
         return;
     if (!c->aborting && (c->sq_head || c->send_inflight))
         return; /* graceful: let the queue drain */
-    if (c->zc_head)
+    if (c->x && c->x->zc_head)
         return; /* zero-copy buffers still referenced */
     if (!l->out) {
         /* A script call between polls (close, abort, stop) with nothing in
@@ -555,18 +605,11 @@ void rl_conn_maybe_finish(ringline_loop_t *l, struct rl_conn *c)
         else
             close(c->fd);
     }
-    /* the rx buffer may back events of the batch the script holds */
-    if (c->ev_batch == l->batch)
-        rl_defer_free(l, c->rx);
-    else
-        free(c->rx);
-    c->rx = NULL;
-    free(c->sv);
-    c->sv = NULL;
-    free(c->addr);
-    c->addr = NULL;
     /* a FORWARD pair closes together */
-    ringline_id_t other = c->mode == RINGLINE_MODE_FORWARD ? c->mode_arg : c->forward_from;
+    ringline_id_t other = c->mode == RINGLINE_MODE_FORWARD ? c->mode_arg
+                          : c->x                           ? c->x->forward_from
+                                                           : 0;
+    rl_conn_x_free(l, c);
     c->ev_batch = 0;
     rl_conn_release_slot(l, c);
     l->stats.closed++;
@@ -580,10 +623,13 @@ void rl_conn_maybe_finish(ringline_loop_t *l, struct rl_conn *c)
 
 void rl_conns_idle_sweep(ringline_loop_t *l)
 {
-    uint64_t now = ringline_now_ns();
+    uint32_t now = RL_ACTIVE_NOW();
     for (uint32_t i = 0; i < l->conns_hwm; i++) {
         struct rl_conn *c = &l->conns[i];
-        if (c->state == RL_CONN_OPEN && now - c->last_active_ns > l->idle_ns)
+        /* d units is up to one unit more than the time elapsed: d - 1
+         * is a lower bound, so no connection closes early */
+        uint32_t d = now - c->last_active;
+        if (c->state == RL_CONN_OPEN && d && ((uint64_t)(d - 1) << 20) >= l->idle_ns)
             rl_conn_begin_close(l, c, -ETIMEDOUT, false);
     }
 }
@@ -637,31 +683,34 @@ int ringline_connect(ringline_loop_t *loop, const char *host, uint16_t port,
         return -ENFILE;
     }
     c->state = RL_CONN_CONNECTING;
-    c->addr = malloc(sizeof *c->addr);
-    if (!c->addr) {
+    struct rl_conn_x *x = rl_conn_x(c);
+    if (x)
+        x->addr = malloc(sizeof *x->addr);
+    if (!x || !x->addr) {
+        free(c->x);
+        c->x = NULL;
         rl_conn_release_slot(l, c);
         close(fd);
         return -ENOMEM;
     }
-    memcpy(c->addr, &ss, len);
-    c->addrlen = len;
+    memcpy(x->addr, &ss, len);
+    x->addrlen = len;
     uint32_t idx = (uint32_t)(c - l->conns);
     if (timeout_ms) {
         ret = ringline_chain_begin(l->ring, 2, 0);
         if (ret == 0)
-            ret = ringline_op_connect(l->ring, fd, (struct sockaddr *)c->addr,
-                                      c->addrlen, RL_TOK(RL_OP_CONNECT, c->gen, idx));
+            ret = ringline_op_connect(l->ring, fd, (struct sockaddr *)x->addr,
+                                      x->addrlen, RL_TOK(RL_OP_CONNECT, c->gen, idx));
         if (ret == 0)
             ret = ringline_op_link_timeout(l->ring, timeout_ms * 1000000ull, 0,
                                            RL_TOK(RL_OP_CONNECT_TIMEOUT, c->gen, idx));
         ringline_chain_end(l->ring);
     } else {
-        ret = ringline_op_connect(l->ring, fd, (struct sockaddr *)c->addr,
-                                  c->addrlen, RL_TOK(RL_OP_CONNECT, c->gen, idx));
+        ret = ringline_op_connect(l->ring, fd, (struct sockaddr *)x->addr,
+                                  x->addrlen, RL_TOK(RL_OP_CONNECT, c->gen, idx));
     }
     if (ret < 0) {
-        free(c->addr);
-        c->addr = NULL;
+        rl_conn_x_free(l, c);
         rl_conn_release_slot(l, c);
         close(fd);
         return ret;
@@ -691,7 +740,9 @@ int ringline_conn_set_mode(ringline_loop_t *loop, ringline_id_t id, int mode,
         struct rl_conn *t = rl_conn_get(loop, arg);
         if (!t || t == c)
             return -EINVAL;
-        t->forward_from = id;
+        if (!rl_conn_x(t))
+            return -ENOMEM;
+        t->x->forward_from = id;
         break;
     }
     case RINGLINE_MODE_FRAMED: {
@@ -711,16 +762,17 @@ int ringline_conn_set_mode(ringline_loop_t *loop, ringline_id_t id, int mode,
     c->mode = (uint8_t)mode;
     c->mode_arg = arg;
     if (old == RINGLINE_MODE_EVENTS && mode != RINGLINE_MODE_EVENTS &&
-        mode != RINGLINE_MODE_FRAMED && c->rx_len && c->ev_batch != loop->batch) {
+        mode != RINGLINE_MODE_FRAMED && rl_rx_len(c) && c->ev_batch != loop->batch) {
         /* leftovers the script kept go the new way */
-        size_t n = c->rx_len;
-        c->rx_len = 0;
-        rl_conn_consume_bytes(loop, c, -1, c->rx + c->rx_off, n);
-        c->rx_off = 0;
+        struct rl_conn_x *x = c->x;
+        size_t n = x->rx_len;
+        x->rx_len = 0;
+        rl_conn_consume_bytes(loop, c, -1, x->rx + x->rx_off, n);
+        x->rx_off = 0;
     }
-    if (mode == RINGLINE_MODE_FRAMED && c->rx_len)
+    if (mode == RINGLINE_MODE_FRAMED && rl_rx_len(c))
         rl_pending_add(loop, c);
-    if (mode == RINGLINE_MODE_EVENTS && old != RINGLINE_MODE_EVENTS && c->rx_len) {
+    if (mode == RINGLINE_MODE_EVENTS && old != RINGLINE_MODE_EVENTS && rl_rx_len(c)) {
         /* bytes the framer had not cut yet come as DATA at the next poll,
          * not only once more bytes arrive (a request/response peer would
          * wait forever) */
@@ -773,11 +825,13 @@ int64_t ringline_conn_queued(ringline_loop_t *loop, ringline_id_t id)
 int ringline_conn_consume(ringline_loop_t *loop, ringline_id_t id, size_t n)
 {
     RL_CONN_GET(loop, id, c);
-    if (c->ev_batch != loop->batch || c->ev_idx < 0)
+    /* (ev_batch == batch also holds for every connection before the
+     * first poll, when batch is still 0: hence the x check) */
+    if (c->ev_batch != loop->batch || !c->x || c->x->ev_idx < 0)
         return -EINVAL; /* no DATA event for it in the current batch */
-    if (n > c->ev_len)
+    if (n > c->x->ev_len)
         return -EINVAL;
-    c->ev_consumed = n;
+    c->x->ev_consumed = n;
     return 0;
 }
 
@@ -852,3 +906,7 @@ int ringline_conn_peer(ringline_loop_t *loop, ringline_id_t id,
         return -errno;
     return 0;
 }
+
+/* every slot of the table costs this much once touched: keep it small
+ * (idle RSS per connection, bench/run.sh idle shape) */
+_Static_assert(sizeof(struct rl_conn) <= 72, "struct rl_conn grew");

@@ -6,7 +6,7 @@
  * script pays, so it also does the bookkeeping the caller must never forget:
  * buffer ownership, in-flight accounting, and ringline's own completions.
  */
-#include "internal.h"
+#include "loop.h" /* rl_cqe_take is declared with the loop, its other user */
 
 /* A provided-buffer completion or the final completion of a buffer-select
  * operation: name the group, move the buffer to the caller, and retire the
@@ -58,6 +58,52 @@ static bool rl_internal_cqe(ringline_ring_t *r, const struct io_uring_cqe *c,
     return true;
 }
 
+/* One kernel CQE into *o with its bookkeeping done. Returns false when it
+ * was ringline's own and produced no record. The caller advances the CQ
+ * head (once for many). */
+bool rl_cqe_take(ringline_ring_t *r, const struct io_uring_cqe *c,
+                 ringline_cqe_t *o)
+{
+    uint64_t tok = c->user_data;
+    uint32_t fl = c->flags;
+    uint64_t top = tok & RINGLINE_TOKEN_RESERVED_MASK;
+
+    if (RL_UNLIKELY(top == RINGLINE_TOKEN_RESERVED))
+        return rl_internal_cqe(r, c, o);
+    o->token = tok;
+    o->res = c->res;
+    o->flags = fl & 0xFFFFu;
+    o->bgid = 0;
+    o->bid = 0;
+    o->reserved = 0;
+    if (r->big) {
+        o->big[0] = c->big_cqe[0];
+        o->big[1] = c->big_cqe[1];
+    } else {
+        o->big[0] = o->big[1] = 0;
+    }
+    /* msg_ring deliveries were not submitted here */
+    if (RL_UNLIKELY(top == RINGLINE_TOKEN_MSG_TAG))
+        return true;
+    if ((fl & (IORING_CQE_F_BUFFER | IORING_CQE_F_MORE)) ==
+            (IORING_CQE_F_BUFFER | IORING_CQE_F_MORE) &&
+        r->ngroups == 1) {
+        /* the common case (multishot data, one group): no lookup is
+         * needed to know the group */
+        struct rl_bufring *g = r->groups[0];
+        o->bgid = g->bgid;
+        o->bid = (uint16_t)(fl >> IORING_CQE_BUFFER_SHIFT);
+        if (!(fl & IORING_CQE_F_BUF_MORE))
+            rl_group_taken(g, o->bid);
+    } else if (r->tokmap.used &&
+               ((fl & IORING_CQE_F_BUFFER) || !(fl & IORING_CQE_F_MORE))) {
+        rl_buffer_account(r, o, fl);
+    }
+    if (!(fl & IORING_CQE_F_MORE))
+        r->inflight--;
+    return true;
+}
+
 int rl_harvest(ringline_ring_t *r, ringline_cqe_t *out, unsigned max,
                bool flush_taskrun)
 {
@@ -76,47 +122,8 @@ int rl_harvest(ringline_ring_t *r, ringline_cqe_t *out, unsigned max,
             const struct io_uring_cqe *c = &cq->cqes[(head & mask) << shift];
             head++;
             seen++;
-            uint64_t tok = c->user_data;
-            uint32_t fl = c->flags;
-            uint64_t top = tok & RINGLINE_TOKEN_RESERVED_MASK;
-
-            if (RL_UNLIKELY(top == RINGLINE_TOKEN_RESERVED)) {
-                if (rl_internal_cqe(r, c, &out[n]))
-                    n++;
-                continue;
-            }
-            ringline_cqe_t *o = &out[n++];
-            o->token = tok;
-            o->res = c->res;
-            o->flags = fl & 0xFFFFu;
-            o->bgid = 0;
-            o->bid = 0;
-            o->reserved = 0;
-            if (shift) {
-                o->big[0] = c->big_cqe[0];
-                o->big[1] = c->big_cqe[1];
-            } else {
-                o->big[0] = o->big[1] = 0;
-            }
-            /* msg_ring deliveries were not submitted here */
-            if (RL_UNLIKELY(top == RINGLINE_TOKEN_MSG_TAG))
-                continue;
-            if ((fl & (IORING_CQE_F_BUFFER | IORING_CQE_F_MORE)) ==
-                    (IORING_CQE_F_BUFFER | IORING_CQE_F_MORE) &&
-                r->ngroups == 1) {
-                /* the common case (multishot data, one group): no lookup
-                 * is needed to know the group */
-                struct rl_bufring *g = r->groups[0];
-                o->bgid = g->bgid;
-                o->bid = (uint16_t)(fl >> IORING_CQE_BUFFER_SHIFT);
-                if (!(fl & IORING_CQE_F_BUF_MORE))
-                    rl_group_taken(g, o->bid);
-            } else if (r->tokmap.used &&
-                       ((fl & IORING_CQE_F_BUFFER) || !(fl & IORING_CQE_F_MORE))) {
-                rl_buffer_account(r, o, fl);
-            }
-            if (!(fl & IORING_CQE_F_MORE))
-                r->inflight--;
+            if (rl_cqe_take(r, c, &out[n]))
+                n++;
         }
         if (seen)
             io_uring_cq_advance(&r->ring, seen);

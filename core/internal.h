@@ -69,6 +69,8 @@ struct ringline_config {
     size_t zc_threshold;
     uint64_t idle_ms;
     bool fixed_files;
+    unsigned udp_buf_count; /* 0: single-shot UDP receives */
+    unsigned udp_buf_size;
 };
 RL_HIDDEN void rl_config_defaults(ringline_config_t *c);
 

@@ -147,7 +147,6 @@ void rl_listener_on_accept(ringline_loop_t *l, uint32_t idx,
                     e->res = -ENFILE;
             } else {
                 l->stats.accepted++;
-                c->listener = lid;
                 c->mode = (uint8_t)s->mode;
                 c->mode_arg = s->mode_arg;
                 ringline_event_t *e =

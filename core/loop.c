@@ -45,9 +45,13 @@ int rl_push_u32(uint32_t **arr, unsigned *n, unsigned *cap, uint32_t v)
     return 0;
 }
 
-static void rl_buf_list_add(ringline_loop_t *l, uint16_t **arr, unsigned *n,
-                            unsigned *cap, uint16_t bid)
+static inline void rl_buf_list_add(ringline_loop_t *l, uint16_t **arr,
+                                   unsigned *n, unsigned *cap, uint16_t bid)
 {
+    if (RL_LIKELY(*n < *cap)) { /* every echoed buffer comes through here */
+        (*arr)[(*n)++] = bid;
+        return;
+    }
     if (rl_grow((void **)arr, cap, sizeof **arr, *n + 1) < 0) {
         /* cannot remember it: give it back now rather than leak it */
         ringline_bufring_return(l->ring, RL_BGID, &bid, 1);
@@ -139,6 +143,8 @@ int ringline_loop_new(const ringline_config_t *cfg, ringline_loop_t **out)
     l->low = cfg->send_low;
     l->zc_threshold = cfg->zc_threshold;
     l->idle_ns = cfg->idle_ms * 1000000ull;
+    l->udp_buf_count = cfg->udp_buf_count;
+    l->udp_buf_size = cfg->udp_buf_size;
     l->sig_fd = -1;
 
     int ret = ringline_ring_new(cfg, &l->ring);
@@ -388,30 +394,59 @@ static void rl_arm_idle(ringline_loop_t *l)
         l->idle_armed = true;
 }
 
-/* Harvest and dispatch completions while there is room for their events. */
+/* Harvest and dispatch completions while there is room for their events:
+ * one pass over the CQ ring, each CQE dispatched as it is taken (no copy
+ * into an array first and a second loop over it), the head advanced once. */
 static int rl_harvest_round(ringline_loop_t *l)
 {
+    ringline_ring_t *r = l->ring;
+    struct io_uring *ring = &r->ring;
+    struct io_uring_cq *cq = &ring->cq;
+    const unsigned shift = r->big ? 1 : 0;
     int total = 0;
-    while (rl_ev_room(l) >= RL_EV_ROOM) {
-        unsigned want = RL_CQE_BATCH;
-        /* every completion may need a DATA slot: never take more than the
-         * batch can hold */
-        unsigned room = rl_ev_room(l) - RL_EV_ROOM + 1;
-        if (want > room)
-            want = room;
-        /* no task-work flush here: the wait that follows runs it anyway,
-         * and an extra io_uring_enter per round costs more than it saves */
-        int n = rl_harvest(l->ring, l->cqes, want, false);
-        if (n <= 0)
+    bool flushed = false;
+
+    for (;;) {
+        unsigned head = *cq->khead;
+        unsigned tail = io_uring_smp_load_acquire(cq->ktail);
+        unsigned seen = 0;
+        /* every completion may need a DATA slot: never take one the batch
+         * cannot hold */
+        while (head != tail && rl_ev_room(l) >= RL_EV_ROOM) {
+            const struct io_uring_cqe *kc =
+                &cq->cqes[(head & cq->ring_mask) << shift];
+            head++;
+            seen++;
+            ringline_cqe_t c;
+            if (!rl_cqe_take(r, kc, &c))
+                continue;
+            /* the head is ours to advance only after the CQE was read:
+             * give the kernel its slots back before dispatch (which may
+             * submit, and an inline completion wants room in the CQ) */
+            io_uring_cq_advance(ring, seen);
+            seen = 0;
+            rl_dispatch(l, &c);
+            total++;
+            if (head == tail)
+                tail = io_uring_smp_load_acquire(cq->ktail);
+        }
+        if (seen)
+            io_uring_cq_advance(ring, seen);
+        if (head != tail || flushed)
+            break; /* the batch is full, or flushed once already */
+        /* Most rounds of a request/response loop find the CQ empty;
+         * overflowed CQEs (NODROP) only come back through an enter: flush
+         * once and look again, so a full CQ never hides a completion. No
+         * task-work flush here: the wait that follows runs it anyway, and
+         * an extra io_uring_enter per round costs more than it saves. */
+        if (!(IO_URING_READ_ONCE(*ring->sq.kflags) & IORING_SQ_CQ_OVERFLOW))
             break;
-        for (int i = 0; i < n; i++)
-            rl_dispatch(l, &l->cqes[i]);
-        total += n;
-        /* hot paths finished with these: parked receivers need them now */
-        rl_flush_bufs(l);
-        if ((unsigned)n < want)
-            break;
+        io_uring_get_events(ring);
+        flushed = true;
     }
+    /* hot paths finished with these: parked receivers need them now */
+    if (total)
+        rl_flush_bufs(l);
     return total;
 }
 
@@ -602,15 +637,18 @@ int ringline_loop_destroy(ringline_loop_t *loop)
             free(k);
             k = n;
         }
-        k = c->zc_head;
+        k = c->x ? c->x->zc_head : NULL;
         while (k) {
             struct rl_chunk *n = k->next;
             free(k);
             k = n;
         }
-        free(c->rx);
-        free(c->sv);
-        free(c->addr);
+        if (c->x) {
+            free(c->x->rx);
+            free(c->x->sv);
+            free(c->x->addr);
+            free(c->x);
+        }
         /* fixed slots went with the ring's file table */
         if (c->fd >= 0 && !RINGLINE_IS_FIXED(c->fd))
             close(c->fd);
@@ -618,18 +656,8 @@ int ringline_loop_destroy(ringline_loop_t *loop)
     for (int i = 0; i < 64; i++) {
         if (l->listeners[i].used)
             close(l->listeners[i].fd);
-        struct rl_udp *u = &l->udps[i];
-        if (u->used) {
-            close(u->fd);
-            free(u->buf);
-            struct rl_udp_send *s = u->sq_head;
-            while (s) {
-                struct rl_udp_send *n = s->next;
-                free(s);
-                s = n;
-            }
-        }
     }
+    rl_udps_destroy(l);
     if (l->sig_fd >= 0)
         close(l->sig_fd);
     for (unsigned i = 0; i < l->defer_n; i++)

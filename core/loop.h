@@ -58,7 +58,6 @@ enum rl_op {
 #define RL_BGID 0x7FFF  /* the loop's receive buffer group */
 #define RL_SENDV_MAX 16 /* chunks gathered into one sendmsg */
 #define RL_EV_ROOM 4    /* harvest only while this many event slots are free */
-#define RL_CQE_BATCH 128
 
 /* ---- send queue ---- */
 enum rl_chunk_kind { RL_CHUNK_OWNED, RL_CHUNK_PBUF, RL_CHUNK_REF };
@@ -91,61 +90,74 @@ enum rl_conn_state {
     RL_CONN_CLOSING, /* waiting for the queue to drain / ops to finish */
 };
 
-struct rl_conn {
-    uint32_t gen;
-    uint8_t state;
-    uint8_t mode;
-    bool recv_armed;   /* multishot recv in flight */
-    bool recv_parked;  /* ended by ENOBUFS, waiting for buffers */
-    bool paused;       /* by the script */
-    bool bp_paused;    /* by backpressure (queue above high water) */
-    bool eof;          /* peer shut down its side */
-    bool shut_wr;      /* shutdown(SHUT_WR) requested */
-    bool shut_done;    /* ... and submitted */
-    bool close_req;    /* close once the queue drains */
-    bool aborting;     /* drop everything */
-    bool send_inflight;
-    bool want_writable;
-    bool in_list;      /* on the parked / pending list */
-    bool data_pending; /* bytes in rx wait for a DATA event (batch was full) */
-    bool eof_owed;     /* EOF event held back behind pending DATA/FRAMEs */
-    bool closed_event; /* CLOSED already produced */
-    int fd;
-    int close_reason;
-    int inflight; /* loop operations in flight on this connection */
-    uint64_t mode_arg;
-    ringline_id_t listener;
-    ringline_id_t forward_from; /* FORWARD: who sends into us */
-    uint64_t last_active_ns;
-
+/* What only some connections need: the receive accumulator and the DATA
+ * event of the batch (EVENTS/FRAMED), gathered sends, zero-copy
+ * notifications, forwarding, a connect target. Made on first use, freed
+ * with the slot: an idle echo connection is the 72-byte struct rl_conn
+ * alone (bench/run.sh idle shape). */
+struct rl_conn_x {
     /* receive accumulator (leftovers, framing) */
     uint8_t *rx;
     size_t rx_off, rx_len, rx_cap;
-    /* this batch's DATA event, if any */
-    int ev_idx;
-    bool ev_pbuf;      /* the event points into a provided buffer */
+    /* this batch's DATA event, if any (valid while ev_batch == l->batch) */
     const uint8_t *ev_data;
     size_t ev_len;
     size_t ev_consumed;
-    size_t fr_pos;     /* FRAMED: bytes of rx handed out as frames */
-    uint32_t ev_batch; /* batch number the event belongs to */
-
-    /* send queue */
-    struct rl_chunk *sq_head, *sq_tail;
-    size_t queued;
-    unsigned sending; /* chunks covered by the send in flight */
-    size_t sending_bytes;
-    bool sending_zc;
-    bool dropped_unsent; /* an abort threw queued bytes away: RST */
+    size_t fr_pos; /* FRAMED: bytes of rx handed out as frames */
+    int ev_idx;
+    socklen_t addrlen;
+    ringline_id_t forward_from; /* FORWARD: who sends into us */
     struct rl_sendv *sv; /* gathered-send record, made on first use */
     /* zero-copy chunks awaiting their notifications, oldest first (TCP
      * completes them in order) */
     struct rl_chunk *zc_head, *zc_tail;
-
     struct sockaddr_storage *addr; /* connect target, while connecting */
-    socklen_t addrlen;
-    uint32_t next_free;
 };
+
+/* One per slot of the connection table, so kept small: the flags are bit
+ * fields and everything rarely used lives in struct rl_conn_x. */
+struct rl_conn {
+    uint32_t gen;
+    uint8_t state;
+    uint8_t mode;
+    uint8_t sending;   /* chunks covered by the send in flight (<= RL_SENDV_MAX) */
+    bool recv_armed : 1;   /* multishot recv in flight */
+    bool recv_parked : 1;  /* ended by ENOBUFS, waiting for buffers */
+    bool paused : 1;       /* by the script */
+    bool bp_paused : 1;    /* by backpressure (queue above high water) */
+    bool eof : 1;          /* peer shut down its side */
+    bool shut_wr : 1;      /* shutdown(SHUT_WR) requested */
+    bool shut_done : 1;    /* ... and submitted */
+    bool close_req : 1;    /* close once the queue drains */
+    bool aborting : 1;     /* drop everything */
+    bool send_inflight : 1;
+    bool want_writable : 1;
+    bool in_list : 1;      /* on the parked / pending list */
+    bool data_pending : 1; /* bytes in rx wait for a DATA event (batch was full) */
+    bool eof_owed : 1;     /* EOF event held back behind pending DATA/FRAMEs */
+    bool closed_event : 1; /* CLOSED already produced */
+    bool ev_pbuf : 1;      /* the DATA event points into a provided buffer */
+    bool sending_zc : 1;
+    bool dropped_unsent : 1; /* an abort threw queued bytes away: RST */
+    uint16_t inflight;     /* loop operations in flight on this connection */
+    union {
+        int fd;             /* while in use */
+        uint32_t next_free; /* while free: the free list (index + 1) */
+    };
+    int close_reason;
+    uint32_t ev_batch;    /* batch number of the DATA event, 0 = none */
+    uint32_t last_active; /* RL_ACTIVE_NOW units, only with idle_ms */
+    uint64_t mode_arg;
+    /* send queue */
+    struct rl_chunk *sq_head, *sq_tail;
+    size_t queued;
+    struct rl_conn_x *x; /* NULL until needed */
+};
+
+/* A coarse clock for idle timeouts, 2^20 ns (~1.05 ms) units in 32 bits:
+ * wraps after ~52 days, and the sweep compares differences. */
+#define RL_ACTIVE_NOW() ((uint32_t)(ringline_now_ns() >> 20))
+
 
 struct rl_listener {
     uint32_t gen;
@@ -164,8 +176,12 @@ struct rl_udp {
     bool used;
     bool recv_armed;
     bool closing;
-    bool recv_delivered; /* the buffer is lent to the script this batch */
-    int stashed;         /* a datagram that found the batch full, or -1 */
+    bool recv_delivered; /* single-shot: the buffer is lent this batch */
+    bool multishot;      /* receives into the loop's UDP buffer group */
+    bool rearm;          /* multishot ended (ENOBUFS, error): re-arm at
+                          * the next poll, once buffers are back */
+    int stashed;         /* single-shot: a datagram that found the batch
+                          * full, or -1 */
     int fd;
     int inflight;
     uint16_t port;
@@ -212,6 +228,9 @@ struct ringline_loop {
     uint32_t conns_hwm; /* entries ever used */
     struct rl_listener listeners[64];
     struct rl_udp udps[64];
+    struct rl_udp_pool *udp_pool; /* udp.c: the UDP buffer group, made at
+                                   * the first ringline_udp_bind */
+    unsigned udp_buf_count, udp_buf_size; /* from the config */
     struct rl_timer *timers;
     unsigned ntimers, timers_cap;
 
@@ -235,8 +254,6 @@ struct ringline_loop {
     unsigned defer_n, defer_cap;
     uint32_t *pending; /* parked (ENOBUFS) or frames-pending connections */
     unsigned pending_n, pending_cap;
-
-    ringline_cqe_t cqes[RL_CQE_BATCH];
 
     /* stop and signals */
     bool stopping;
@@ -273,10 +290,22 @@ RL_HIDDEN void rl_defer_free(ringline_loop_t *l, void *p);
 RL_HIDDEN void rl_check_stopped(ringline_loop_t *l);
 RL_HIDDEN void rl_pending_add(ringline_loop_t *l, struct rl_conn *c);
 
+/* harvest.c: one kernel CQE into a record, bookkeeping done; false for
+ * ringline's own completions that produce none. The caller advances the CQ
+ * head. The loop dispatches each straight away (loop.c). */
+RL_HIDDEN bool rl_cqe_take(ringline_ring_t *r, const struct io_uring_cqe *c,
+                           ringline_cqe_t *o);
+
 /* conn.c */
 RL_HIDDEN struct rl_conn *rl_conn_get(ringline_loop_t *l, ringline_id_t id);
 RL_HIDDEN ringline_id_t rl_conn_id(ringline_loop_t *l, struct rl_conn *c);
 RL_HIDDEN struct rl_conn *rl_conn_alloc(ringline_loop_t *l, int fd);
+RL_HIDDEN struct rl_conn_x *rl_conn_x(struct rl_conn *c);
+RL_HIDDEN void rl_conn_x_free(ringline_loop_t *l, struct rl_conn *c);
+static inline size_t rl_rx_len(const struct rl_conn *c)
+{
+    return c->x ? c->x->rx_len : 0;
+}
 RL_HIDDEN void rl_conn_arm_recv(ringline_loop_t *l, struct rl_conn *c);
 RL_HIDDEN void rl_conn_on_recv(ringline_loop_t *l, struct rl_conn *c,
                                const ringline_cqe_t *cqe);
@@ -289,7 +318,17 @@ RL_HIDDEN void rl_conn_maybe_finish(ringline_loop_t *l, struct rl_conn *c);
 RL_HIDDEN void rl_conn_settle(ringline_loop_t *l, struct rl_conn *c);
 RL_HIDDEN void rl_conn_pending_work(ringline_loop_t *l, struct rl_conn *c);
 RL_HIDDEN void rl_conns_idle_sweep(ringline_loop_t *l);
-RL_HIDDEN void rl_conn_update_bp(ringline_loop_t *l, struct rl_conn *c);
+RL_HIDDEN void rl_conn_update_bp_slow(ringline_loop_t *l, struct rl_conn *c);
+/* Backpressure after the queue changed. Inline for the common case, on
+ * every send and send completion: a short queue with nothing paused or
+ * waiting and no forwarder feeding it needs nothing. */
+static inline void rl_conn_update_bp(ringline_loop_t *l, struct rl_conn *c)
+{
+    if (c->queued <= l->low && !c->want_writable && !c->bp_paused &&
+        !(c->x && c->x->forward_from))
+        return;
+    rl_conn_update_bp_slow(l, c);
+}
 RL_HIDDEN void rl_conn_maybe_shutdown(ringline_loop_t *l, struct rl_conn *c);
 
 /* sendq.c */
@@ -322,6 +361,7 @@ RL_HIDDEN void rl_udp_on_send(ringline_loop_t *l, uint32_t idx,
 RL_HIDDEN void rl_udp_settle(ringline_loop_t *l);
 RL_HIDDEN void rl_udp_unstash(ringline_loop_t *l);
 RL_HIDDEN void rl_udps_close_all(ringline_loop_t *l);
+RL_HIDDEN void rl_udps_destroy(ringline_loop_t *l);
 
 /* timer.c */
 RL_HIDDEN void rl_timer_on_cqe(ringline_loop_t *l, uint32_t idx,

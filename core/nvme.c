@@ -108,6 +108,23 @@ int ringline_nvme_cmd_write(ringline_nvme_cmd_t *cmd, uint32_t nsid,
                       data_len);
 }
 
+/* The checked form: with the LBA size known, a data_len that is not
+ * exactly nlb blocks is refused instead of letting the controller transfer
+ * past the buffer (neither the kernel nor the device checks). */
+int ringline_nvme_cmd_rw_lba(ringline_nvme_cmd_t *cmd, int write,
+                             uint32_t nsid, uint64_t slba, uint32_t nlb,
+                             uint32_t lba_size, void *buf, uint32_t data_len)
+{
+    if (cmd)
+        memset(cmd, 0, sizeof *cmd);
+    /* an LBA is a power of two of at least 512 bytes (LBADS >= 9) */
+    if (lba_size < 512 || (lba_size & (lba_size - 1)) ||
+        (uint64_t)nlb * lba_size != data_len)
+        return -EINVAL;
+    return rl_nvme_rw(cmd, write ? RINGLINE_NVME_OP_WRITE : RINGLINE_NVME_OP_READ,
+                      nsid, slba, nlb, buf, data_len);
+}
+
 int ringline_nvme_cmd_flush(ringline_nvme_cmd_t *cmd, uint32_t nsid)
 {
     if (!cmd)

@@ -173,28 +173,38 @@ void rl_sendq_kick(ringline_loop_t *l, struct rl_conn *c)
     size_t first = k->len - k->off;
 
     if (k->kind == RL_CHUNK_REF && l->zc_threshold && first >= l->zc_threshold) {
+        /* its chunk waits on x's zero-copy list after the send */
+        if (!rl_conn_x(c)) {
+            rl_conn_begin_close(l, c, -ENOMEM, true);
+            return;
+        }
         ret = ringline_op_send_zc(l->ring, c->fd, k->data + k->off, first,
                                   mflags, tok);
         if (ret == 0) {
             c->sending = 1;
-            c->sending_bytes = first;
             c->sending_zc = true;
             l->stats.sends_zc++;
         }
-    } else if (!k->next || k->next->kind == RL_CHUNK_REF) {
+    } else if (!k->next ||
+               (k->next->kind == RL_CHUNK_REF && l->zc_threshold &&
+                k->next->len - k->next->off >= l->zc_threshold)) {
+        /* alone: nothing follows, or what follows goes zero-copy on its
+         * own (caller-memory chunks below the threshold are gathered) */
         ret = ringline_op_send(l->ring, c->fd, k->data + k->off, first, mflags,
                                tok);
         if (ret == 0) {
             c->sending = 1;
-            c->sending_bytes = first;
             c->sending_zc = false;
         }
     } else {
-        if (!c->sv && !(c->sv = malloc(sizeof *c->sv))) {
+        struct rl_conn_x *x = rl_conn_x(c);
+        if (x && !x->sv)
+            x->sv = malloc(sizeof *x->sv);
+        if (!x || !x->sv) {
             rl_conn_begin_close(l, c, -ENOMEM, true);
             return;
         }
-        struct rl_sendv *sv = c->sv;
+        struct rl_sendv *sv = x->sv;
         unsigned n = 0;
         size_t total = 0;
         for (; k && n < RL_SENDV_MAX; k = k->next) {
@@ -212,8 +222,7 @@ void rl_sendq_kick(ringline_loop_t *l, struct rl_conn *c)
         sv->msg.msg_iovlen = n;
         ret = ringline_op_sendmsg(l->ring, c->fd, &sv->msg, mflags, tok);
         if (ret == 0) {
-            c->sending = n;
-            c->sending_bytes = total;
+            c->sending = (uint8_t)n;
             c->sending_zc = false;
         }
     }
@@ -233,11 +242,11 @@ void rl_sendq_on_send(ringline_loop_t *l, struct rl_conn *c,
 {
     if (cqe->flags & RINGLINE_CQE_F_NOTIF) {
         /* the kernel let go of a zero-copy buffer */
-        struct rl_chunk *k = c->zc_head;
+        struct rl_chunk *k = c->x ? c->x->zc_head : NULL;
         if (k) {
-            c->zc_head = k->next;
-            if (!c->zc_head)
-                c->zc_tail = NULL;
+            c->x->zc_head = k->next;
+            if (!c->x->zc_head)
+                c->x->zc_tail = NULL;
             rl_chunk_release(l, c, k, (int)k->tag_len);
         }
         return;
@@ -268,7 +277,7 @@ void rl_sendq_on_send(ringline_loop_t *l, struct rl_conn *c,
     }
     l->stats.bytes_out += (uint64_t)res;
     if (l->idle_ns)
-        c->last_active_ns = ringline_now_ns();
+        c->last_active = RL_ACTIVE_NOW();
     size_t left = (size_t)res;
     for (unsigned i = 0; i < sending && c->sq_head; i++) {
         struct rl_chunk *k = c->sq_head;
@@ -286,11 +295,12 @@ void rl_sendq_on_send(ringline_loop_t *l, struct rl_conn *c,
         if (zc_pending) {
             /* reusable only after the notification */
             k->next = NULL;
-            if (c->zc_tail)
-                c->zc_tail->next = k;
+            struct rl_conn_x *x = c->x; /* made by the zero-copy kick */
+            if (x->zc_tail)
+                x->zc_tail->next = k;
             else
-                c->zc_head = k;
-            c->zc_tail = k;
+                x->zc_head = k;
+            x->zc_tail = k;
         } else {
             rl_chunk_release(l, c, k, (int)k->tag_len);
         }

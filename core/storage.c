@@ -176,6 +176,72 @@ int ringline_rw_reap(ringline_ring_t *ring, const ringline_rw_req_t *reqs,
     return rl_harvest(ring, out, max, true);
 }
 
+/* Run a whole batch to completion keeping up to qd in flight: the loop a
+ * script would otherwise drive one boundary crossing per completion. The
+ * tokens are the request indexes, so the ring must have nothing else in
+ * flight (else a foreign completion could be taken for a request). */
+#define RL_RW_RUN_MAX (1u << 24)
+int ringline_rw_run(ringline_ring_t *ring, ringline_rw_req_t *reqs,
+                    unsigned n, unsigned qd, int32_t *res)
+{
+    RL_RING_CHECK(ring);
+    if (n == 0)
+        return 0;
+    if (!reqs || !res || n > RL_RW_RUN_MAX)
+        return -EINVAL;
+    if (ring->inflight || ring->tokmap.used)
+        return -EBUSY;
+    if (qd == 0)
+        qd = 1;
+    /* the CQ must be able to hold every completion of what is in flight */
+    if (qd > ring->cq_entries)
+        qd = ring->cq_entries;
+    for (unsigned i = 0; i < n; i++) {
+        reqs[i].token = i;
+        int err = rl_rw_check(ring, &reqs[i]);
+        if (err)
+            return err;
+    }
+    ringline_cqe_t cq[64];
+    unsigned next = 0, done = 0, hard = 0;
+    int err = 0;
+    while (done < n) {
+        while (!err && next < n && (unsigned)ring->inflight < qd) {
+            int e = rl_rw_queue(ring, &reqs[next]);
+            if (e < 0) {
+                err = e;
+                break;
+            }
+            next++;
+        }
+        if (ring->inflight == 0)
+            break; /* nothing left that could complete (after an error) */
+        int ret = ringline_ring_submit_and_wait(ring, 1, -1);
+        if (ret < 0 && ret != -EINTR) {
+            if (!err)
+                err = ret;
+            /* a ring that cannot enter the kernel any more: give up rather
+             * than spin; what is in flight is the ring's to cancel when it
+             * is destroyed */
+            if (++hard > 3)
+                break;
+        } else {
+            hard = 0;
+        }
+        int k = rl_harvest(ring, cq, 64, true);
+        for (int j = 0; j < k; j++) {
+            uint64_t t = cq[j].token;
+            if (t < n) {
+                res[t] = cq[j].res;
+                done++;
+            }
+        }
+    }
+    for (unsigned i = next; i < n; i++)
+        res[i] = -ECANCELED;
+    return err ? err : (int)done;
+}
+
 /* ---- Identify Namespace (NVM command set, CNS 0) ---- */
 int ringline_nvme_ns_geometry(const void *id_ns, uint32_t *lba_size,
                               uint64_t *nsze, uint64_t *ncap)

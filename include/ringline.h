@@ -594,6 +594,15 @@ RINGLINE_API int ringline_nvme_cmd_flush(ringline_nvme_cmd_t *cmd,
 RINGLINE_API int ringline_nvme_cmd_write_zeroes(ringline_nvme_cmd_t *cmd,
                                                 uint32_t nsid, uint64_t slba,
                                                 uint32_t nlb);
+/* The checked read (write = 0) / write (write != 0): the plain builders
+ * cannot know the LBA size, so they cannot check data_len against nlb and a
+ * short buffer lets the device transfer past its end; given lba_size (from
+ * ringline_nvme_ns_geometry) this one refuses (-EINVAL) any data_len other
+ * than nlb * lba_size and LBA sizes that are not a power of two >= 512. */
+RINGLINE_API int ringline_nvme_cmd_rw_lba(ringline_nvme_cmd_t *cmd, int write,
+                                          uint32_t nsid, uint64_t slba,
+                                          uint32_t nlb, uint32_t lba_size,
+                                          void *buf, uint32_t data_len);
 /* Identify (admin): cns RINGLINE_NVME_CNS_*; buf must hold 4096 bytes. */
 RINGLINE_API int ringline_nvme_cmd_identify(ringline_nvme_cmd_t *cmd,
                                             uint32_t nsid, uint32_t cns,
@@ -696,6 +705,19 @@ RINGLINE_API int ringline_config_set_fixed_files(ringline_config_t *cfg,
 /* Close connections idle (nothing received or sent) for ms; 0 = never. */
 RINGLINE_API int ringline_config_set_idle_timeout(ringline_config_t *cfg,
                                                   uint64_t ms);
+/* The loop's UDP receive buffers: one provided-buffer group of count
+ * (power of two <= 32768) buffers of size bytes (64 .. 1 MiB), shared by
+ * the loop's UDP sockets, each armed with one multishot recvmsg, so a burst
+ * arrives as many DATAGRAM events per poll. A buffer holds a 48-byte header
+ * and the sender's address before the payload: datagrams longer than
+ * size - 48 are truncated and reported (DATAGRAM res -EMSGSIZE, tag = full
+ * length). count 0: one single-shot receive per socket per poll into a
+ * private 64 KiB buffer (the behaviour of kernels without multishot
+ * recvmsg). Default 64 x 69632 (every datagram fits; buffers are touched
+ * lazily, so a small datagram costs one page). -EINVAL otherwise. */
+RINGLINE_API int ringline_config_set_udp_buffers(ringline_config_t *cfg,
+                                                 unsigned count,
+                                                 unsigned size);
 
 RINGLINE_API int ringline_loop_new(const ringline_config_t *cfg,
                                    ringline_loop_t **out);
@@ -718,7 +740,9 @@ RINGLINE_API int ringline_loop_ring(ringline_loop_t *loop,
 #define RINGLINE_EV_WRITABLE 7  /* id: conn; queue fell below the low-water mark */
 #define RINGLINE_EV_CLOSED 8    /* id: conn/listener/udp; res: 0 clean, -errno why */
 #define RINGLINE_EV_TIMER 9     /* id: timer; tag: its tag */
-#define RINGLINE_EV_DATAGRAM 10 /* id: udp socket; data/len; addr/addrlen: sender */
+#define RINGLINE_EV_DATAGRAM 10 /* id: udp socket; data/len; addr/addrlen: sender;
+                                 * tag: the datagram's full length; res 0,
+                                 * or -EMSGSIZE: truncated to len bytes */
 #define RINGLINE_EV_WAKE 11     /* ringline_loop_wake() was called */
 #define RINGLINE_EV_SIGNAL 12   /* res: signal number */
 #define RINGLINE_EV_ERROR 13    /* id: object; res: -errno (e.g. accept EMFILE) */
@@ -753,6 +777,57 @@ typedef struct ringline_event {
 RINGLINE_API int ringline_loop_poll(ringline_loop_t *loop,
                                     ringline_event_t *out, unsigned max,
                                     int64_t timeout_ns);
+/* Batched delivery for bindings (Python's cffi): one foreign call per
+ * batch instead of several per event. Same arguments, return value and batch
+ * validity as ringline_loop_poll(), and additionally flattens the batch:
+ * for event i (0 <= i < return value) meta[3*i] = its type, meta[3*i+1] =
+ * its id, meta[3*i+2] = the end offset in buf of its copied payload. The
+ * payload of every DATA event is copied to buf back to back, so event i's
+ * bytes are buf[end of event i-1 (0 for i == 0), meta[3*i+2]); events
+ * without a copied payload repeat the previous end (so meta[3*n-1] is the
+ * total copied). A DATA event larger than RINGLINE_PACKED_COPY_MAX bytes
+ * (bulk: reading it from out[i] directly copies it once instead of twice),
+ * or that does not fit in the rest of buf, is not copied: its type word is
+ * RINGLINE_EV_DATA | RINGLINE_PACKED_NOCOPY and its bytes are read from
+ * out[i].data/len as with ringline_loop_poll().
+ * Other payloads (FRAME, DATAGRAM) and fields (res, id2, tag, addr) are
+ * read from out[i]. Errors: -EINVAL as ringline_loop_poll(), or buf NULL
+ * with cap > 0, or meta NULL; -ENOBUFS if meta_words < 3 * max (nothing is
+ * polled then). */
+#define RINGLINE_PACKED_NOCOPY 0x10000
+#define RINGLINE_PACKED_COPY_MAX 16384
+RINGLINE_API int ringline_loop_poll_packed(ringline_loop_t *loop,
+                                           ringline_event_t *out, unsigned max,
+                                           int64_t timeout_ns, uint64_t *meta,
+                                           size_t meta_words, void *buf,
+                                           size_t cap);
+/* One dispatch round of a binding in one foreign call (with few arguments,
+ * which is what a libffi call costs by): first the sends of the previous
+ * round, as ringline_conn_send_batch(send_ids, send_buf, send_ends, send_n,
+ * send_res) (send_failed = its result; send_n is reset to 0 so a stale
+ * count is never sent twice), then ringline_loop_poll_packed(out, max,
+ * timeout_ns, meta, meta_words, buf, cap), whose result it returns. The
+ * struct's pointers are set once by the binding and stay the caller's;
+ * reserved must be zero. A send_batch -EINVAL stops the round before
+ * polling (returned as such). */
+typedef struct ringline_round {
+    ringline_event_t *out;
+    unsigned max;
+    unsigned send_n;
+    uint64_t *meta;
+    size_t meta_words;
+    void *buf;
+    size_t cap;
+    const ringline_id_t *send_ids;
+    const void *send_buf;
+    const uint64_t *send_ends;
+    int64_t *send_res;
+    int32_t send_failed;
+    uint32_t reserved;
+} ringline_round_t;
+RINGLINE_API int ringline_loop_round(ringline_loop_t *loop,
+                                     ringline_round_t *round,
+                                     int64_t timeout_ns);
 /* Run until stopped, discarding events: for loops whose connections all
  * run C hot paths (echo, forward). Returns 0 after STOPPED. */
 RINGLINE_API int ringline_loop_run(ringline_loop_t *loop);
@@ -818,6 +893,19 @@ RINGLINE_API int ringline_conn_send(ringline_loop_t *loop, ringline_id_t id,
 RINGLINE_API int ringline_conn_sendv(ringline_loop_t *loop, ringline_id_t id,
                                      const struct iovec *iov, unsigned n,
                                      uint64_t tag);
+/* Many sends in one call (bindings batch a dispatch round's replies): for
+ * i < n, queue a copy of buf[ends[i-1], ends[i]) (ends[-1] = 0) on
+ * connection ids[i], in order, exactly as ringline_conn_send(tag 0) would.
+ * One failing send does not stop the others; res (may be NULL, else n
+ * entries) gets each send's result: the bytes now queued on that
+ * connection, or -errno (-EBADF stale id, -EPIPE closing or shut down).
+ * Returns how many sends failed (0: all queued), or -EINVAL with nothing
+ * sent (ids/ends NULL with n > 0, ends decreasing, buf NULL with bytes). */
+RINGLINE_API int ringline_conn_send_batch(ringline_loop_t *loop,
+                                          const ringline_id_t *ids,
+                                          const void *buf,
+                                          const uint64_t *ends, unsigned n,
+                                          int64_t *res);
 /* Send from caller memory without copying: buf must stay valid and
  * unchanged until the SENT event with this tag (tag != 0 required), which
  * for zero-copy sends comes after the kernel's notification. */
@@ -847,6 +935,33 @@ RINGLINE_API int ringline_conn_abort(ringline_loop_t *loop, ringline_id_t id);
 RINGLINE_API int ringline_conn_peer(ringline_loop_t *loop, ringline_id_t id,
                                     struct sockaddr_storage *out,
                                     socklen_t *len);
+/* The local address (getsockname) of a connection. */
+RINGLINE_API int ringline_conn_sockname(ringline_loop_t *loop,
+                                        ringline_id_t id,
+                                        struct sockaddr_storage *out,
+                                        socklen_t *len);
+
+/* Adopting sockets made elsewhere (any family: TCP, AF_UNIX, ...), for
+ * what ringline_listen / ringline_connect cannot express (Unix sockets,
+ * binding a local address first, sockets handed over by an application).
+ * ringline_conn_adopt takes a connected SOCK_STREAM socket (no event
+ * follows: it is open at once); ringline_listener_adopt a listening one
+ * (ACCEPTED events follow; ringline_listener_port gives 0 for families
+ * without ports). On success the loop owns fd and closes it after CLOSED;
+ * on failure the caller keeps it: -EBADF (not open), -ENOTSOCK, -EINVAL
+ * (not SOCK_STREAM, or listening / not listening the wrong way round),
+ * -ENOTCONN (conn_adopt of an unconnected socket), -ENFILE (table full),
+ * -ESHUTDOWN (the loop is stopping). */
+RINGLINE_API int ringline_conn_adopt(ringline_loop_t *loop, int fd,
+                                     ringline_id_t *out);
+RINGLINE_API int ringline_listener_adopt(ringline_loop_t *loop, int fd,
+                                         ringline_id_t *out);
+/* The descriptor under a connection / listener, for socket options and
+ * queries (still the loop's: do not close it; dup() it to keep one).
+ * -EOPNOTSUPP for fixed-file connections. */
+RINGLINE_API int ringline_conn_fd(ringline_loop_t *loop, ringline_id_t id);
+RINGLINE_API int ringline_listener_fd(ringline_loop_t *loop,
+                                      ringline_id_t id);
 
 /* UDP */
 RINGLINE_API int ringline_udp_bind(ringline_loop_t *loop, const char *host,
@@ -985,6 +1100,21 @@ RINGLINE_API int ringline_rw_reap(ringline_ring_t *ring,
                                   unsigned *queued, ringline_cqe_t *out,
                                   unsigned max, unsigned wait_nr,
                                   int64_t timeout_ns);
+/* Run reqs[0..n) to completion, keeping up to qd (capped to the CQ size)
+ * in flight and refilling as completions come: the whole QD-driven loop in
+ * one call, for bindings whose per-completion cost would dominate. Each
+ * request's .token is overwritten with its index, and res[i] receives its
+ * completion's res (as ringline_rw_reap; -ECANCELED for requests never
+ * queued after a ring failure). The ring must have nothing else in flight
+ * (-EBUSY). Blocks until done. Returns the number of requests that
+ * completed (n normally), or -errno: an invalid request fails the whole
+ * call before anything is queued; a ring failure midway is returned after
+ * what was in flight has completed (or, if the ring cannot enter the kernel
+ * at all, with it still in flight: destroy the ring before freeing the
+ * buffers). */
+RINGLINE_API int ringline_rw_run(ringline_ring_t *ring,
+                                 ringline_rw_req_t *reqs, unsigned n,
+                                 unsigned qd, int32_t *res);
 /* Read an Identify Namespace page (4096 bytes from
  * ringline_nvme_cmd_identify with RINGLINE_NVME_CNS_NAMESPACE): the LBA
  * size of the format in use, the namespace size and capacity in LBAs

@@ -274,6 +274,10 @@ int ringline_nvme_cmd_flush(ringline_nvme_cmd_t *cmd,
 int ringline_nvme_cmd_write_zeroes(ringline_nvme_cmd_t *cmd,
                                                 uint32_t nsid, uint64_t slba,
                                                 uint32_t nlb);
+int ringline_nvme_cmd_rw_lba(ringline_nvme_cmd_t *cmd, int write,
+                                          uint32_t nsid, uint64_t slba,
+                                          uint32_t nlb, uint32_t lba_size,
+                                          void *buf, uint32_t data_len);
 int ringline_nvme_cmd_identify(ringline_nvme_cmd_t *cmd,
                                             uint32_t nsid, uint32_t cns,
                                             void *buf);
@@ -307,6 +311,9 @@ int ringline_config_set_fixed_files(ringline_config_t *cfg,
                                                  int on);
 int ringline_config_set_idle_timeout(ringline_config_t *cfg,
                                                   uint64_t ms);
+int ringline_config_set_udp_buffers(ringline_config_t *cfg,
+                                                 unsigned count,
+                                                 unsigned size);
 int ringline_loop_new(const ringline_config_t *cfg,
                                    ringline_loop_t **out);
 int ringline_loop_destroy(ringline_loop_t *loop);
@@ -342,6 +349,31 @@ typedef struct ringline_event {
 int ringline_loop_poll(ringline_loop_t *loop,
                                     ringline_event_t *out, unsigned max,
                                     int64_t timeout_ns);
+#define RINGLINE_PACKED_NOCOPY 0x10000
+#define RINGLINE_PACKED_COPY_MAX 0x4000
+int ringline_loop_poll_packed(ringline_loop_t *loop,
+                                           ringline_event_t *out, unsigned max,
+                                           int64_t timeout_ns, uint64_t *meta,
+                                           size_t meta_words, void *buf,
+                                           size_t cap);
+typedef struct ringline_round {
+    ringline_event_t *out;
+    unsigned max;
+    unsigned send_n;
+    uint64_t *meta;
+    size_t meta_words;
+    void *buf;
+    size_t cap;
+    const ringline_id_t *send_ids;
+    const void *send_buf;
+    const uint64_t *send_ends;
+    int64_t *send_res;
+    int32_t send_failed;
+    uint32_t reserved;
+} ringline_round_t;
+int ringline_loop_round(ringline_loop_t *loop,
+                                     ringline_round_t *round,
+                                     int64_t timeout_ns);
 int ringline_loop_run(ringline_loop_t *loop);
 int ringline_loop_wake(ringline_loop_t *loop);
 int ringline_loop_stop(ringline_loop_t *loop,
@@ -375,6 +407,11 @@ int ringline_conn_send(ringline_loop_t *loop, ringline_id_t id,
 int ringline_conn_sendv(ringline_loop_t *loop, ringline_id_t id,
                                      const struct iovec *iov, unsigned n,
                                      uint64_t tag);
+int ringline_conn_send_batch(ringline_loop_t *loop,
+                                          const ringline_id_t *ids,
+                                          const void *buf,
+                                          const uint64_t *ends, unsigned n,
+                                          int64_t *res);
 int ringline_conn_send_ref(ringline_loop_t *loop,
                                         ringline_id_t id, const void *buf,
                                         size_t len, uint64_t tag);
@@ -391,6 +428,17 @@ int ringline_conn_abort(ringline_loop_t *loop, ringline_id_t id);
 int ringline_conn_peer(ringline_loop_t *loop, ringline_id_t id,
                                     struct sockaddr_storage *out,
                                     socklen_t *len);
+int ringline_conn_sockname(ringline_loop_t *loop,
+                                        ringline_id_t id,
+                                        struct sockaddr_storage *out,
+                                        socklen_t *len);
+int ringline_conn_adopt(ringline_loop_t *loop, int fd,
+                                     ringline_id_t *out);
+int ringline_listener_adopt(ringline_loop_t *loop, int fd,
+                                         ringline_id_t *out);
+int ringline_conn_fd(ringline_loop_t *loop, ringline_id_t id);
+int ringline_listener_fd(ringline_loop_t *loop,
+                                      ringline_id_t id);
 int ringline_udp_bind(ringline_loop_t *loop, const char *host,
                                    uint16_t port, ringline_id_t *out);
 int ringline_udp_port(ringline_loop_t *loop, ringline_id_t id);
@@ -454,6 +502,9 @@ int ringline_rw_reap(ringline_ring_t *ring,
                                   unsigned *queued, ringline_cqe_t *out,
                                   unsigned max, unsigned wait_nr,
                                   int64_t timeout_ns);
+int ringline_rw_run(ringline_ring_t *ring,
+                                 ringline_rw_req_t *reqs, unsigned n,
+                                 unsigned qd, int32_t *res);
 int ringline_nvme_ns_geometry(const void *id_ns,
                                            uint32_t *lba_size, uint64_t *nsze,
                                            uint64_t *ncap);

@@ -310,6 +310,54 @@ static void test_listener_close(ringline_loop_t *loop, ringline_id_t lid)
     close_and_wait(&q, id);
 }
 
+/* Calls on a connection made before the loop was ever polled: the batch
+ * number is still 0 then, like the "no DATA event" mark of every
+ * connection, and a connection keeps its rarely used state out of line
+ * (struct rl_conn_x, made on first use), so consume must not take the mark
+ * for a DATA event and read state that does not exist. */
+static void test_before_first_poll(void)
+{
+    printf("7: calls before the first poll\n");
+    ringline_loop_t *loop = lt_loop(0, 0, 0, 0, 0);
+    ringline_id_t lid, cid;
+    OK(ringline_listen(loop, "127.0.0.1", 0, 8, 0, &lid));
+    uint16_t port = (uint16_t)OK(ringline_listener_port(loop, lid));
+    OK(ringline_connect(loop, "127.0.0.1", port, 0, &cid));
+    EXPECT_ERR(ringline_conn_consume(loop, cid, 0), -EINVAL);
+    /* an adopted connection has no out-of-line state at all yet (a
+     * connecting one has: its target address) */
+    int cfd = lt_client(port); /* completed by the backlog, unaccepted */
+    ringline_id_t aid;
+    OK(ringline_conn_adopt(loop, cfd, &aid));
+    EXPECT_ERR(ringline_conn_consume(loop, aid, 0), -EINVAL);
+    CHECK(ringline_conn_queued(loop, aid) == 0);
+    CHECK(ringline_conn_queued(loop, cid) == 0);
+    /* queued while connecting, written once connected */
+    OK(ringline_conn_send(loop, cid, "hi", 2, 0));
+    CHECK(ringline_conn_queued(loop, cid) == 2);
+    /* two connections reach the listener (the adopted one's peer and the
+     * connecting one's): the bytes arrive on one of them */
+    struct lt_evq q = {.loop = loop};
+    int accepted = 0;
+    bool connected = false, got = false;
+    for (int i = 0; i < 40 && !(connected && got); i++) {
+        ringline_event_t *e = lt_next(&q, 250);
+        if (!e)
+            continue;
+        if (e->type == RINGLINE_EV_ACCEPTED) {
+            accepted++;
+        } else if (e->type == RINGLINE_EV_CONNECTED && e->id == cid) {
+            CHECK(e->res == 0);
+            connected = true;
+        } else if (e->type == RINGLINE_EV_DATA) {
+            CHECK(e->len == 2 && memcmp(e->data, "hi", 2) == 0);
+            got = true;
+        }
+    }
+    CHECK(connected && got && accepted >= 1);
+    OK(ringline_loop_destroy(loop));
+}
+
 int main(void)
 {
     lt_watchdog(60);
@@ -324,5 +372,6 @@ int main(void)
     OK(ringline_loop_destroy(loop));
     test_full_table();
     test_idle();
+    test_before_first_poll();
     return lt_exit();
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench/storage.sh BUILD_DIR [--reps N] [--seconds S] [--size-mb M] [--cpu C]
 #                            [--no-vm] [--vm-only] [--vm-seconds S] [--vm-reps N]
+#                            [--no-fixed] [--no-scripts]
 #
 # 4 KiB random reads, ringline's storage batches (bench/storage_bench.c, one
 # ringline_rw_reap call per batch) against fio's io_uring engine, at queue
@@ -11,6 +12,11 @@
 #         BUILD_DIR/bench-storage; both tools pinned to CPU --cpu (default 1)
 #         with taskset; pairs: plain buffers (ringline READ vs fio defaults)
 #         and registered buffers (ringline READ_FIXED vs fio --fixedbufs=1).
+#         The plain group also runs the Lua and Python storage objects
+#         (bench/storage_bench.lua / .py: ringline.open_direct, one call per
+#         I/O at QD 1, read_batch of 1024 offsets with QD in flight at QD 32)
+#         in the same rotation, each compared with that round's fio
+#         (--no-scripts skips them, --no-fixed the registered-buffer pair).
 #   vm    inside the NVMe VM of tests/vm/vm.sh (Debian's kernel, QEMU's
 #         emulated NVMe controller, fio and the static storage_bench in the
 #         initramfs): ringline NVMe passthrough on /dev/ng0n1 against fio's
@@ -34,6 +40,8 @@ SIZE_MB=1024
 CPU=1
 DO_HOST=1
 DO_VM=1
+DO_FIXED=1
+DO_SCRIPTS=1
 VM_SECONDS=3
 VM_REPS=2
 while [ $# -gt 0 ]; do
@@ -46,6 +54,8 @@ while [ $# -gt 0 ]; do
     --vm-only) DO_HOST=0; shift ;;
     --vm-seconds) VM_SECONDS=$2; shift 2 ;;
     --vm-reps) VM_REPS=$2; shift 2 ;;
+    --no-fixed) DO_FIXED=0; shift ;;
+    --no-scripts) DO_SCRIPTS=0; shift ;;
     *) echo "storage.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -130,10 +140,45 @@ if [ $DO_HOST = 1 ]; then
             tail -1 "$RES" | cut -f2-5 | tr '\t' ' ' | sed 's/^/  /'
         done
     }
+    # one run of C / Lua / Python / fio (plain buffers)
+    run_tool() { # tool rep qd
+        local tool=$1 rep=$2 qd=$3
+        case $tool in
+        ringline)
+            taskset -c "$CPU" "$BENCH" --file "$FILE" --qd "$qd" \
+                --seconds "$SECONDS_RUN" --warmup 1 |
+                ringline_row host ringline "$qd" "$rep" >>"$RES" ;;
+        lua)
+            LUA_PATH="$SRC/lua/?.lua;;" LUA_CPATH="$BUILD/lua/?.so;;" \
+                taskset -c "$CPU" lua5.4 "$SRC/bench/storage_bench.lua" "$FILE" "$qd" \
+                "$SECONDS_RUN" 1 | ringline_row host lua "$qd" "$rep" >>"$RES" ;;
+        python)
+            PYTHONPATH="$SRC/python" RINGLINE_LIBRARY="$BUILD/libringline.so.0" \
+                taskset -c "$CPU" /usr/bin/python3 "$SRC/bench/storage_bench.py" "$FILE" "$qd" \
+                "$SECONDS_RUN" 1 | ringline_row host python "$qd" "$rep" >>"$RES" ;;
+        fio)
+            taskset -c "$CPU" fio "${FIO_COMMON[@]}" --filename="$FILE" \
+                --ioengine=io_uring --iodepth="$qd" --runtime="$SECONDS_RUN" \
+                --size=${SIZE_MB}M | fio_row host fio-io_uring "$qd" "$rep" >>"$RES" ;;
+        esac
+        tail -1 "$RES" | cut -f2-5 | tr '\t' ' ' | sed 's/^/  /'
+    }
+    TOOLS=(ringline fio)
+    if [ $DO_SCRIPTS = 1 ]; then
+        command -v lua5.4 >/dev/null || { echo "storage.sh: lua5.4 missing" >&2; exit 1; }
+        [ -f "$BUILD/lua/ringline/core.so" ] || { echo "storage.sh: $BUILD/lua/ringline/core.so not built" >&2; exit 1; }
+        TOOLS=(ringline lua fio python)
+    fi
     for rep in $(seq 1 "$REPS"); do
         for qd in 1 32; do
-            run_pair "$rep" "$qd" ringline "" fio-io_uring ""
-            run_pair "$rep" "$qd" ringline-fixed "--fixed" fio-io_uring-fixedbufs "--fixedbufs=1"
+            # rotate the order each round so no tool always goes first
+            n=${#TOOLS[@]}
+            for k in $(seq 0 $((n - 1))); do
+                run_tool "${TOOLS[$(((k + rep) % n))]}" "$rep" "$qd"
+            done
+            if [ $DO_FIXED = 1 ]; then
+                run_pair "$rep" "$qd" ringline-fixed "--fixed" fio-io_uring-fixedbufs "--fixedbufs=1"
+            fi
         done
     done
 fi
@@ -142,10 +187,52 @@ fi
 if [ $DO_VM = 1 ]; then
     VMW=$DIR/vm
     mkdir -p "$VMW"
+    # the Lua and Python storage objects on the same namespace, after the C
+    # and fio pair of each depth: Debian's lua5.4 / python3 with the built
+    # module and exactly the stdlib files `import ringline.storage` loads
+    # (as tests/vm/vm_test.sh does)
+    SCRIPT_ARGS=()
+    RLLIB=
+    CORE=$BUILD/lua/ringline/core.so
+    if [ $DO_SCRIPTS = 1 ] && command -v lua5.4 >/dev/null && [ -f "$CORE" ]; then
+        RLLIB=$(ldd "$CORE" | awk '/libringline\.so/ {print $3}')
+        SCRIPT_ARGS+=(--dynamic "$(command -v lua5.4):/bin/lua5.4"
+            --dynamic "$CORE:/rl/lua/ringline/core.so"
+            --file "$SRC/lua/ringline.lua:/rl/lua/ringline.lua"
+            --file "$SRC/bench/storage_bench.lua:/rl/storage_bench.lua")
+        if pyfiles=$(RINGLINE_LIBRARY=$RLLIB PYTHONPATH=$SRC/python:/usr/lib/python3/dist-packages \
+            /usr/bin/python3 -S -c '
+import sys, importlib.util, os, random, time
+import ringline.storage
+for m in list(sys.modules.values()):
+    f = getattr(m, "__file__", None)
+    if not f or f.startswith(sys.argv[1]):
+        continue
+    print(f)
+    if f.endswith(".py"):
+        c = importlib.util.cache_from_source(f)
+        if os.path.exists(c):
+            print(c)
+' "$SRC"); then
+            for f in $pyfiles; do
+                case "$f" in
+                *.so) SCRIPT_ARGS+=(--dynamic "$f:$f") ;;
+                *) SCRIPT_ARGS+=(--file "$f:$f") ;;
+                esac
+            done
+            for f in "$SRC"/python/ringline/*.py; do
+                SCRIPT_ARGS+=(--file "$f:/rl/py/ringline/$(basename "$f")")
+            done
+            SCRIPT_ARGS+=(--dynamic "/usr/bin/python3:/usr/bin/python3"
+                --file "$SRC/bench/storage_bench.py:/rl/storage_bench.py")
+        fi
+    fi
     cat >"$VMW/bench_in_vm.sh" <<EOF
 #!/bin/sh
 # runs inside the VM: $VM_REPS rounds of $VM_SECONDS s per run
 export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu
+export LUA_PATH="/rl/lua/?.lua;;" LUA_CPATH="/rl/lua/?.so;;"
+RLLIB=$RLLIB
 echo "RLBENCH-INFO \$(/rl/fio --version) cpus=\$(nproc)"
 /rl/fio --name=fill --filename=/dev/nvme0n1 --rw=write --bs=1M --size=256M \
     --direct=1 --ioengine=io_uring --iodepth=4 --minimal >/dev/null ||
@@ -156,16 +243,25 @@ for rep in \$(seq 1 $VM_REPS); do
     for first in 0 1; do
       if [ \$(( (rep + first) % 2 )) = 0 ]; then
         taskset -c 1 /rl/storage_bench_static --nvme /dev/ng0n1 --ctrl /dev/nvme0 --nsid 1 \
-          --qd \$qd --seconds $VM_SECONDS --warmup 1 | sed "s/^/RLBENCH vm ringline-nvme-passthrough \$qd \$rep /"
+          --qd \$qd --seconds $VM_SECONDS --warmup 1 --span 268435456 | sed "s/^/RLBENCH vm ringline-nvme-passthrough \$qd \$rep /"
       else
         taskset -c 1 /rl/fio \$F --filename=/dev/ng0n1 --ioengine=io_uring_cmd --cmd_type=nvme \
           --iodepth=\$qd --runtime=$VM_SECONDS | sed "s/^/RLBENCH vm fio-io_uring_cmd \$qd \$rep /"
       fi
     done
+    if [ -x /bin/lua5.4 ]; then
+      taskset -c 1 /bin/lua5.4 /rl/storage_bench.lua /dev/ng0n1 \$qd $VM_SECONDS 1 4096 268435456 |
+        sed "s/^/RLBENCH vm lua-nvme-passthrough \$qd \$rep /"
+    fi
+    if [ -x /usr/bin/python3 ]; then
+      PYTHONPATH=/rl/py:/usr/lib/python3/dist-packages RINGLINE_LIBRARY=\$RLLIB PYTHONDONTWRITEBYTECODE=1 \
+        taskset -c 1 /usr/bin/python3 -S /rl/storage_bench.py /dev/ng0n1 \$qd $VM_SECONDS 1 4096 268435456 |
+        sed "s/^/RLBENCH vm python-nvme-passthrough \$qd \$rep /"
+    fi
     for first in 0 1; do
       if [ \$(( (rep + first) % 2 )) = 0 ]; then
         taskset -c 1 /rl/storage_bench_static --file /dev/nvme0n1 \
-          --qd \$qd --seconds $VM_SECONDS --warmup 1 | sed "s/^/RLBENCH vm ringline-odirect-bdev \$qd \$rep /"
+          --qd \$qd --seconds $VM_SECONDS --warmup 1 --span 268435456 | sed "s/^/RLBENCH vm ringline-odirect-bdev \$qd \$rep /"
       else
         taskset -c 1 /rl/fio \$F --filename=/dev/nvme0n1 --ioengine=io_uring --direct=1 \
           --iodepth=\$qd --runtime=$VM_SECONDS | sed "s/^/RLBENCH vm fio-io_uring-bdev \$qd \$rep /"
@@ -177,13 +273,13 @@ echo "RLBENCH-DONE"
 EOF
     chmod +x "$VMW/bench_in_vm.sh"
     per_run=$((VM_SECONDS + 3))
-    budget=$((60 + VM_REPS * 2 * 4 * per_run * 2))
+    budget=$((60 + VM_REPS * 2 * 6 * per_run * 2))
     echo "storage.sh: vm: booting (bound ${budget}s)"
     if bash "$SRC/tests/vm/vm.sh" --work "$VMW" --cache "$BUILD/vm-kernel" \
         --timeout "$budget" --mem 2048 --ns 1024:512 --nvme-opts ioeventfd=on \
         --file "$BENCH_STATIC:/rl/storage_bench_static" \
         --dynamic "$(command -v fio):/rl/fio" \
-        --file "$VMW/bench_in_vm.sh:/rl/bench_in_vm.sh" \
+        --file "$VMW/bench_in_vm.sh:/rl/bench_in_vm.sh" "${SCRIPT_ARGS[@]}" \
         --expect RLBENCH-DONE -- /rl/bench_in_vm.sh >"$VMW/run.log" 2>&1; then
         grep -E "RLVM-ACCEL|RLBENCH-INFO|vm.sh: (this host|booting|qemu)" "$VMW/run.log" | sed 's/^/  /'
         grep '^RLBENCH vm ' "$VMW/run.log" | while read -r _ where tool qd rep rest; do
@@ -207,8 +303,12 @@ import csv, statistics, sys
 res, out, accel = sys.argv[1], sys.argv[2], sys.argv[3]
 rows = list(csv.DictReader(open(res), delimiter="\t"))
 pairs = [("host", "ringline", "fio-io_uring"),
+         ("host", "lua", "fio-io_uring"),
+         ("host", "python", "fio-io_uring"),
          ("host", "ringline-fixed", "fio-io_uring-fixedbufs"),
          ("vm", "ringline-nvme-passthrough", "fio-io_uring_cmd"),
+         ("vm", "lua-nvme-passthrough", "fio-io_uring_cmd"),
+         ("vm", "python-nvme-passthrough", "fio-io_uring_cmd"),
          ("vm", "ringline-odirect-bdev", "fio-io_uring-bdev")]
 def med(xs):
     return statistics.median(xs) if xs else float("nan")

@@ -8,6 +8,7 @@
  *   common: --qd N (default 32) --bs BYTES (4096) --seconds S (10)
  *           --warmup S (1) --cpu C (pin; default none) --seed N
  *           --no-defer-taskrun (ring without IORING_SETUP_DEFER_TASKRUN)
+ *           --span BYTES (read only the first BYTES of the target)
  *
  * One ringline_rw_reap call per batch: the queue starts with qd random
  * reads, and each call hands in as many new ones as completions came back
@@ -70,13 +71,14 @@ int main(int argc, char **argv)
     unsigned qd = 32, bs = 4096, nsid = 1;
     double seconds = 10, warmup = 1;
     int cpu = -1, fixed = 0, defer = 1;
+    uint64_t span_max = 0;
     rng = 0x9E3779B97F4A7C15ull;
     static const struct option opts[] = {
         {"file", 1, 0, 'f'}, {"nvme", 1, 0, 'n'}, {"ctrl", 1, 0, 'c'},
         {"nsid", 1, 0, 'i'}, {"qd", 1, 0, 'q'},   {"bs", 1, 0, 'b'},
         {"seconds", 1, 0, 's'}, {"warmup", 1, 0, 'w'}, {"cpu", 1, 0, 'p'},
         {"fixed", 0, 0, 'x'}, {"seed", 1, 0, 'r'},
-        {"no-defer-taskrun", 0, 0, 'd'}, {0, 0, 0, 0}};
+        {"no-defer-taskrun", 0, 0, 'd'}, {"span", 1, 0, 'S'}, {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
@@ -91,6 +93,7 @@ int main(int argc, char **argv)
         case 'p': cpu = atoi(optarg); break;
         case 'x': fixed = 1; break;
         case 'd': defer = 0; break;
+        case 'S': span_max = strtoull(optarg, NULL, 0); break;
         case 'r': rng = strtoull(optarg, NULL, 0) | 1; break;
         default:
             fprintf(stderr, "usage: see the comment in bench/storage_bench.c\n");
@@ -163,6 +166,9 @@ int main(int argc, char **argv)
         if (bs % lba)
             die("--bs is not a multiple of the LBA size", -EINVAL);
     }
+    /* --span: only the first bytes (what a fill wrote, what fio reads) */
+    if (span_max && span > span_max)
+        span = span_max;
     uint64_t nblocks = span / bs;
     if (nblocks == 0)
         die("the target is smaller than one block", -EINVAL);

@@ -403,6 +403,9 @@ static void constants(lua_State *L)
     C("E2BIG", E2BIG);
 }
 
+/* storage.c: open_direct / nvme_open and their object types */
+void rlua_open_storage(lua_State *L);
+
 __attribute__((visibility("default"))) int luaopen_ringline_core(lua_State *L)
 {
     luaL_checkversion(L);
@@ -428,5 +431,6 @@ __attribute__((visibility("default"))) int luaopen_ringline_core(lua_State *L)
     rlua_open_loop(L);
     rlua_open_worker(L);
     rlua_open_frame(L);
+    rlua_open_storage(L);
     return 1;
 }

@@ -30,6 +30,7 @@
 #                     namespace of 256 MiB with 512-byte LBAs); nsids are
 #                     given in order from 1
 #   --expect LINE     COMMAND must also print a line containing LINE
+#                     (repeatable: every LINE must appear)
 #   --nvme-opts STR   extra properties for -device nvme (e.g. ioeventfd=on)
 #   --drive-opts STR  extra -drive options (e.g. cache=none,aio=io_uring)
 #
@@ -50,7 +51,7 @@ SMP=2
 FILES=()
 DYNAMIC=()
 NSPECS=()
-EXPECT=
+EXPECT=()
 NVME_OPTS=
 DRIVE_OPTS=
 while [ $# -gt 0 ]; do
@@ -63,7 +64,7 @@ while [ $# -gt 0 ]; do
     --file) FILES+=("$2"); shift 2 ;;
     --dynamic) DYNAMIC+=("$2"); shift 2 ;;
     --ns) NSPECS+=("$2"); shift 2 ;;
-    --expect) EXPECT=$2; shift 2 ;;
+    --expect) EXPECT+=("$2"); shift 2 ;;
     --nvme-opts) NVME_OPTS=",$2"; shift 2 ;;
     --drive-opts) DRIVE_OPTS=",$2"; shift 2 ;;
     --) shift; break ;;
@@ -362,8 +363,8 @@ grep -q "RLVM-BOOTED" "$LOG" || die "the guest never reached /init"
 rc=$(tr -d '\r' <"$LOG" | sed -n 's/^RLVM-EXIT rc=\([0-9]*\)$/\1/p' | tail -1)
 [ -n "$rc" ] || die "the guest command did not finish (no RLVM-EXIT line: crash or panic?)"
 [ "$rc" = 0 ] || die "the guest command exited $rc"
-if [ -n "$EXPECT" ] && ! tr -d '\r' <"$LOG" | grep -qF -- "$EXPECT"; then
-    die "the guest command printed no '$EXPECT' line"
-fi
+for e in "${EXPECT[@]}"; do
+    tr -d '\r' <"$LOG" | grep -qF -- "$e" || die "the guest command printed no '$e' line"
+done
 say "PASS"
 exit 0

@@ -76,7 +76,14 @@ end
 -- ---- replies ----
 local OK, PONG, NULL = "+OK\r\n", "+PONG\r\n", "$-1\r\n"
 local ZERO, ONE = ":0\r\n", ":1\r\n"
-local function bulk(s) return "$" .. #s .. "\r\n" .. s .. "\r\n" end
+-- "$<len>\r\n" per length, made once: a number in a concatenation costs a
+-- snprintf, a table lookup does not (lengths past 64 KiB are not kept)
+local lenhdr = setmetatable({}, { __index = function(t, n)
+  local h = "$" .. n .. "\r\n"
+  if n < 65536 then t[n] = h end
+  return h
+end })
+local function bulk(s) return lenhdr[#s] .. s .. "\r\n" end
 local function int(n) return ":" .. n .. "\r\n" end
 local function err(msg) return "-" .. msg .. "\r\n" end
 local E_INT = err("ERR value is not an integer or out of range")
@@ -86,24 +93,40 @@ local E_OVERFLOW = err("ERR increment or decrement would overflow")
 local function arity(name) return err("ERR wrong number of arguments for '" .. name .. "' command") end
 
 -- a Redis integer: optional '-', digits, no leading zeros or '+', 64-bit
+-- Redis accepts only the canonical decimal form ("12", "-3"; not "+1",
+-- " 1", "01", "-0", "0x10", "1e3"): one pattern match, then the number
+-- (nil past the integer range).
+local find = string.find
 local function toint(s)
-  if #s == 0 or #s > 20 then return nil end
-  if not s:find("^%-?%d+$") then return nil end
-  if s:find("^%-?0%d") or s == "-0" then return nil end
-  return tointeger(tonumber(s))
+  local len = #s
+  if len > 20 or not (find(s, "^%-?[1-9]%d*$") or s == "0") then return nil end
+  local n = tointeger(tonumber(s))
+  -- near the limits a float can round back into range: check the text
+  if len >= 19 and n and tostring(n) ~= s then return nil end
+  return n
 end
+
+-- The integers INCR wrote, by their string (a pure mapping, so never
+-- stale): the next INCR of the key skips the parse. Bounded: cleared at
+-- 4096 entries. Numbers to text cost a snprintf each (tostring, ..), so
+-- INCR makes one string and uses it for both the value and the reply.
+local numcache, nnum = {}, 0
 
 local function incrby(key, by)
   local v = alive(key)
   local n = 0
   if v ~= nil then
-    n = toint(v)
+    n = numcache[v] or toint(v)
     if not n then return E_INT end
   end
   if (by > 0 and n > MAXINT - by) or (by < 0 and n < MININT - by) then return E_OVERFLOW end
   n = n + by
-  put(key, tostring(n))
-  return int(n)
+  local sv = tostring(n)
+  if nnum >= 4096 then numcache, nnum = {}, 0 end
+  numcache[sv] = n
+  nnum = nnum + 1
+  put(key, sv)
+  return ":" .. sv .. "\r\n"
 end
 
 -- ---- commands: fn(argv, n) -> reply [, quit]; arity as Redis: -k = at least k ----
@@ -235,8 +258,14 @@ local function unknown(a, n)
 end
 
 local function execute(a, n)
-  local name = upper(a[1])
+  -- clients mostly send names in capitals: try the name as it came before
+  -- paying for string.upper (a new string per command)
+  local name = a[1]
   local fn = commands[name]
+  if not fn then
+    name = upper(name)
+    fn = commands[name]
+  end
   if not fn then return unknown(a, n) end
   local ar = arities[name]
   if (ar > 0 and n ~= ar) or (ar < 0 and n < -ar) then return arity(lower(name)) end

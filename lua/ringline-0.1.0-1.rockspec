@@ -1,18 +1,22 @@
--- LuaRocks package for the Lua binding. It builds ringline.core against an
--- installed libringline (from this repository: `make install`, which puts
--- ringline.h and libringline.so under /usr/local), then installs
--- ringline.lua next to it:
+-- LuaRocks package for the Lua binding, built from this source tree (there
+-- is no published release to fetch): ringline.core is compiled against an
+-- installed libringline (the C library of this repository), and
+-- ringline.lua is installed next to it. From the repository root:
 --
---   make install                       # the C library
---   luarocks make lua/ringline-0.1.0-1.rockspec
+--   cmake -S . -B build && cmake --build build && sudo cmake --install build
+--   luarocks make lua/ringline-0.1.0-1.rockspec      # add --local or --tree DIR
 --
--- (or RINGLINE_DIR=/prefix to point at another installation.)
+-- With the C library under another prefix, say where:
+--   luarocks make lua/ringline-0.1.0-1.rockspec RINGLINE_DIR=/prefix
+-- (or RINGLINE_INCDIR=... RINGLINE_LIBDIR=...). `luarocks make` compiles the
+-- files of the current directory, which source.url below names. LuaRocks
+-- defaults to Lua 5.1 on Debian: add --lua-version 5.4 there. `luarocks
+-- build`/`pack` would need a release archive, which is not published.
 rockspec_format = "3.0"
 package = "ringline"
 version = "0.1.0-1"
 source = {
-  url = "git+https://github.com/ringline/ringline.git",
-  tag = "v0.1.0",
+  url = "file://.", -- this checkout: run luarocks make from the repository root
 }
 description = {
   summary = "io_uring made usable from Lua: raw rings and coroutine servers",
@@ -46,7 +50,7 @@ build = {
       sources = {
         "lua/src/module.c", "lua/src/buffer.c", "lua/src/ring.c",
         "lua/src/bufgroup.c", "lua/src/nvme.c", "lua/src/frame.c",
-        "lua/src/loop.c", "lua/src/worker.c",
+        "lua/src/loop.c", "lua/src/worker.c", "lua/src/storage.c",
       },
       defines = { "_GNU_SOURCE" },
       incdirs = { "$(RINGLINE_INCDIR)" },

@@ -267,6 +267,59 @@ describe("loop objects", function()
     loop:close()
   end)
 
+  it("sends long strings by reference, in order, without SENT events", function()
+    local loop = core.loop()
+    local _, cid, sid = pair(loop)
+    assert.has_error(function() loop:send(cid, "x", -1) end) -- tags are >= 0
+    assert.has_error(function() loop:sendv(cid, { "x" }, 1, -1) end)
+    local want = {}
+    do
+      -- made here and dropped: only the pins keep them alive in flight
+      for i = 1, 40 do
+        local big = string.rep(string.char(64 + i % 26), 1000 + i * 997)
+        local small = "<" .. i .. ">"
+        assert.is_true(loop:send(cid, big) > 0)
+        assert.is_true(loop:send(cid, small) > 0)
+        want[#want + 1] = big
+        want[#want + 1] = small
+      end
+    end
+    assert.is_true(loop:pinned() > 0)
+    local expect = table.concat(want)
+    want = nil
+    collectgarbage(); collectgarbage()
+    local all = pump(loop, function(a) return #data_of(a, sid) >= #expect and loop:pinned() == 0 end)
+    assert.equal(expect, data_of(all, sid))
+    assert.is_nil(find(all, core.EV_SENT)) -- the binding's own SENTs stay inside
+    assert.equal(0, loop:pinned())
+    assert.equal(0, loop:stats().sends_zc) -- zero-copy is off unless asked for
+    -- a tagged long send still reports its own SENT
+    assert.is_true(loop:send(cid, string.rep("t", 5000), 5) > 0)
+    all = pump(loop, function(a) return find(a, core.EV_SENT) end)
+    assert.equal(5, find(all, core.EV_SENT).tag)
+    loop:close()
+  end)
+
+  it("lets go of by-reference strings when a connection is aborted or the loop closed", function()
+    local loop = core.loop()
+    local _, cid, sid = pair(loop)
+    loop:pause(sid) -- the peer reads nothing: sends pile up in the queue
+    local chunk = string.rep("z", 65536)
+    for _ = 1, 128 do assert.is_true(loop:send(cid, chunk .. "") > 0) end
+    assert.is_true(loop:pinned() > 0)
+    assert.is_true(loop:conn_abort(cid))
+    pump(loop, function(a) return find(a, core.EV_CLOSED, cid) and loop:pinned() == 0 end)
+    assert.equal(0, loop:pinned())
+    -- closing the loop with sends still pinned
+    local loop2 = core.loop()
+    local _, c2, s2 = pair(loop2)
+    loop2:pause(s2)
+    for _ = 1, 64 do loop2:send(c2, chunk) end
+    assert.is_true(loop2:pinned() > 0)
+    loop2:close()
+    loop:close()
+  end)
+
   it("speaks UDP", function()
     local loop = core.loop()
     local a = assert(loop:udp_bind("127.0.0.1", 0))

@@ -551,6 +551,32 @@ describe("errors in scripts", function()
     assert.matches("callback exploded", errors[1])
   end)
 
+  it("go on with the rest of a batch after a failing callback", function()
+    local errors = H.capture_errors(function()
+      run(function()
+        local srv = ringline.listen("127.0.0.1", 0)
+        srv:on_data(function(conn, data)
+          if data:find("bad") then error("callback exploded: " .. data) end
+          conn:send(data)
+        end)
+        local cs = {}
+        for i = 1, 6 do cs[i] = ringline.connect("127.0.0.1", srv:port()) end
+        ringline.sleep(0.02) -- all accepted: the sends below land in one batch
+        for i = 1, 6 do cs[i]:send(i % 2 == 1 and ("bad" .. i) or ("good" .. i)) end
+        for i = 1, 6 do
+          if i % 2 == 1 then
+            assert.equal(ringline.EOF, err_of(cs[i]:recv(nil, 2)))
+          else
+            assert.equal("good" .. i, cs[i]:recv(nil, 2))
+          end
+        end
+        srv:close()
+      end)
+    end)
+    assert.equal(3, #errors)
+    for _, e in ipairs(errors) do assert.matches("callback exploded: bad%d", e) end
+  end)
+
   it("survive a failing error handler and a failing timer", function()
     local ok = pcall(function()
       ringline.on_error(function() error("handler of handlers") end)

@@ -16,7 +16,9 @@
  *
  * send_ref() pins its string/buffer (uservalue 1: id -> {tag -> value})
  * until the SENT event with that tag, or the connection's CLOSED, or the
- * loop's end.
+ * loop's end. send() of a long string without a tag goes by reference too,
+ * pinned in uservalue 3 under a tag of the binding's own (bit 63 set),
+ * whose SENT event never reaches the script (see send_pinned).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -31,6 +33,17 @@ typedef struct rlua_loop {
     int alive; /* read by the borrowed ring wrapper */
     int in_poll;
     int ref_pins; /* send_ref values pinned */
+    /* loop:send() of a long string goes out by reference instead of being
+     * copied (the copy was the largest user-space cost of bulk echo: a
+     * 64 KiB memcpy into a freshly malloc'd chunk per message, page faults
+     * included). The string is anchored in uservalue 3 (an array) at a
+     * slot until the core releases the chunk: the send carries the tag
+     * RLUA_PIN_TAG | slot, and its SENT event is consumed here, never shown
+     * to Lua. Every released chunk gives its SENT (written, dropped on
+     * abort or close), so no pin outlives its send; a loop's end drops
+     * them all. */
+    unsigned *pin_free; /* free slots (a stack) */
+    unsigned pin_nfree, pin_top, pin_cap;
     /* closes asked for by callbacks during a callback-mode poll: run after
      * the batch, because a close may free memory later events of the same
      * batch point into */
@@ -41,6 +54,13 @@ typedef struct rlua_loop {
 void rlua_worker_detach_loop(ringline_loop_t *loop);
 
 #define LOOP_MT_UPVALUE lua_upvalueindex(1)
+
+/* Tags of by-reference sends the binding makes for itself; scripts' tags
+ * must be >= 0 (bit 63 clear). */
+#define RLUA_PIN_TAG ((uint64_t)1 << 63)
+/* Shorter strings are copied: appending to the queue's last chunk costs
+ * less than pinning, a SENT event and unpinning. */
+#define RLUA_REF_MIN 512
 
 static rlua_loop *check_loop(lua_State *L)
 {
@@ -93,11 +113,32 @@ static int l_new(lua_State *L)
             ringline_config_free(cfg);
         return luaL_error(L, "option 'batch' must be 8..65536");
     }
-    rlua_loop *l = lua_newuserdatauv(L, sizeof *l, 2);
+    /* Zero-copy off unless asked for: long strings now go out by
+     * reference (send_pinned), and with the core's 16 KiB default every
+     * bulk echo went zero-copy; measured on loopback that cost more server
+     * CPU than the copy it saves (a notification completion per send,
+     * page pinning, and the local receiver copies anyway). */
+    int zc_given = 0;
+    if (lua_istable(L, 1)) {
+        lua_getfield(L, 1, "zc_threshold");
+        zc_given = !lua_isnil(L, -1);
+        lua_pop(L, 1);
+    }
+    if (!zc_given) {
+        if (!cfg && (ret = ringline_config_new(&cfg)) < 0)
+            return rlua_fail(L, ret);
+        if ((ret = ringline_config_set_zc_threshold(cfg, 0)) < 0) {
+            ringline_config_free(cfg);
+            return rlua_fail(L, ret);
+        }
+    }
+    rlua_loop *l = lua_newuserdatauv(L, sizeof *l, 3);
     memset(l, 0, sizeof *l);
     luaL_setmetatable(L, RLUA_LOOP);
     lua_newtable(L);
     lua_setiuservalue(L, -2, 1);
+    lua_newtable(L);
+    lua_setiuservalue(L, -2, 3);
     l->ev = malloc((size_t)evmax * sizeof *l->ev);
     if (!l->ev) {
         if (cfg)
@@ -201,7 +242,14 @@ static int loop_close_impl(lua_State *L, int gc)
             rlua_ring_invalidate(L, lua_gettop(L));
         lua_pop(L, 1);
         unpin(L, 1, 0, 0, 1);
+        /* the kernel and the core are done with every pinned string */
+        lua_newtable(L);
+        lua_setiuservalue(L, 1, 3);
+        l->pin_nfree = l->pin_top = 0;
     }
+    free(l->pin_free);
+    l->pin_free = NULL;
+    l->pin_cap = 0;
     free(l->ev);
     l->ev = NULL;
     free(l->deferred);
@@ -256,6 +304,86 @@ static void note_event(lua_State *L, rlua_loop *l, const ringline_event_t *e)
         unpin(L, 1, e->id, 0, 0);
 }
 
+/* ev[name] for array a of poll's event table (index 3), made if missing;
+ * left on the stack, its index returned. */
+static int ev_array(lua_State *L, int a, int n)
+{
+    lua_getfield(L, 3, arr_names[a]);
+    if (!lua_istable(L, -1)) {
+        lua_pop(L, 1);
+        lua_createtable(L, n > 0 ? n : 8, 0);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, 3, arr_names[a]);
+    }
+    return lua_gettop(L);
+}
+
+/* Release the strings of finished by-reference sends (see pin_free) and
+ * take their SENT events out of the batch. Returns the new count. The loop
+ * userdata is at index 1. */
+static int drop_pin_events(lua_State *L, rlua_loop *l, int n)
+{
+    int j = 0, pins = 0;
+    for (int i = 0; i < n; i++) {
+        const ringline_event_t *e = &l->ev[i];
+        if (e->type == RINGLINE_EV_SENT && (e->tag & RLUA_PIN_TAG)) {
+            if (!pins) {
+                lua_getiuservalue(L, 1, 3);
+                pins = lua_gettop(L);
+            }
+            unsigned slot = (unsigned)(e->tag & ~RLUA_PIN_TAG);
+            if (slot >= 1 && slot <= l->pin_top && l->pin_nfree < l->pin_cap) {
+                lua_pushnil(L);
+                lua_rawseti(L, pins, slot);
+                l->pin_free[l->pin_nfree++] = slot;
+            }
+            continue;
+        }
+        if (j != i)
+            l->ev[j] = *e;
+        j++;
+    }
+    if (pins)
+        lua_settop(L, pins - 1);
+    if (l->pin_nfree == l->pin_top) /* nothing pinned: restart the slots */
+        l->pin_nfree = l->pin_top = 0;
+    return j;
+}
+
+/* Queue a long string by reference, pinned until its SENT. 0 or -errno;
+ * the string is at index sidx. */
+static int send_pinned(lua_State *L, rlua_loop *l, ringline_id_t id, int sidx,
+                       const uint8_t *p, size_t n)
+{
+    unsigned slot;
+    if (l->pin_nfree) {
+        slot = l->pin_free[l->pin_nfree - 1];
+    } else {
+        if (l->pin_top == l->pin_cap) {
+            /* the free stack holds at most every slot: size it with them */
+            unsigned cap = l->pin_cap ? l->pin_cap * 2 : 64;
+            unsigned *f = realloc(l->pin_free, cap * sizeof *f);
+            if (!f)
+                return -ENOMEM;
+            l->pin_free = f;
+            l->pin_cap = cap;
+        }
+        slot = l->pin_top + 1;
+    }
+    int ret = ringline_conn_send_ref(l->loop, id, p, n, RLUA_PIN_TAG | slot);
+    if (ret < 0)
+        return ret;
+    if (l->pin_nfree)
+        l->pin_nfree--;
+    else
+        l->pin_top++;
+    lua_getiuservalue(L, 1, 3);
+    lua_pushvalue(L, sidx);
+    lua_rawseti(L, -2, slot);
+    lua_pop(L, 1);
+    return 0;
+}
+
 /* loop:poll([timeout [, ev_or_fn [, max]]]) -> n */
 static int l_poll(lua_State *L)
 {
@@ -270,73 +398,99 @@ static int l_poll(lua_State *L)
         return luaL_error(L, "loop:poll() is not reentrant");
     lua_settop(L, 3);
 
-    int n = ringline_loop_poll(l->loop, l->ev, (unsigned)max, t);
-    if (n == -EINTR)
-        n = 0;
-    if (n < 0)
-        return rlua_fail(L, n);
+    int n;
+    for (;;) {
+        n = ringline_loop_poll(l->loop, l->ev, (unsigned)max, t);
+        if (n == -EINTR)
+            n = 0;
+        if (n < 0)
+            return rlua_fail(L, n);
+        if (l->pin_top)
+            n = drop_pin_events(L, l, n);
+        /* a batch of only our own SENT events: wait on (when waiting
+         * forever), rather than return an empty batch to the script */
+        if (n > 0 || t >= 0)
+            break;
+    }
 
     if (!mode_fn) {
-        int arr[A_N + 1];
-        for (int a = 1; a <= A_N; a++) {
-            lua_getfield(L, 3, arr_names[a]);
-            if (!lua_istable(L, -1)) {
-                lua_pop(L, 1);
-                lua_createtable(L, n > 0 ? n : 8, 0);
-                lua_pushvalue(L, -1);
-                lua_setfield(L, 3, arr_names[a]);
-            }
-            arr[a] = lua_gettop(L);
+        /* The arrays are found by name only when a batch needs them (a
+         * batch of DATA events touches type, id and data: 3 lookups, not
+         * 8); a table without them gets all of them at its first poll. */
+        int arr[A_N + 1] = {0};
+        luaL_checkstack(L, A_N + 12, "loop:poll");
+        lua_getfield(L, 3, arr_names[A_TYPE]);
+        if (lua_istable(L, -1)) {
+            arr[A_TYPE] = lua_gettop(L);
+        } else {
+            lua_pop(L, 1);
+            for (int a = 1; a <= A_N; a++)
+                arr[a] = ev_array(L, a, n);
         }
+#define ARR(a) (arr[a] ? arr[a] : (arr[a] = ev_array(L, a, n)))
+        int t_id = ARR(A_ID);
         for (int i = 0; i < n; i++) {
             const ringline_event_t *e = &l->ev[i];
             lua_Integer k = i + 1;
+            int ta, tb;
             lua_pushinteger(L, e->type);
             lua_rawseti(L, arr[A_TYPE], k);
             lua_pushinteger(L, (lua_Integer)e->id);
-            lua_rawseti(L, arr[A_ID], k);
+            lua_rawseti(L, t_id, k);
             switch (e->type) {
             case RINGLINE_EV_DATA:
+                ta = ARR(A_DATA);
                 lua_pushlstring(L, (const char *)e->data, e->len);
-                lua_rawseti(L, arr[A_DATA], k);
+                lua_rawseti(L, ta, k);
                 break;
             case RINGLINE_EV_FRAME:
+                ta = ARR(A_DATA);
+                tb = ARR(A_TAG);
                 lua_pushlstring(L, (const char *)e->data, e->len);
-                lua_rawseti(L, arr[A_DATA], k);
+                lua_rawseti(L, ta, k);
                 lua_pushinteger(L, (lua_Integer)e->tag);
-                lua_rawseti(L, arr[A_TAG], k);
+                lua_rawseti(L, tb, k);
                 break;
             case RINGLINE_EV_DATAGRAM:
+                ta = ARR(A_DATA);
                 lua_pushlstring(L, (const char *)e->data, e->len);
-                lua_rawseti(L, arr[A_DATA], k);
+                lua_rawseti(L, ta, k);
+                ta = ARR(A_HOST);
+                tb = ARR(A_PORT);
                 rlua_push_sockaddr(L, e->addr, e->addrlen);
-                lua_rawseti(L, arr[A_PORT], k);
-                lua_rawseti(L, arr[A_HOST], k);
+                lua_rawseti(L, tb, k);
+                lua_rawseti(L, ta, k);
                 break;
             case RINGLINE_EV_ACCEPTED:
+                ta = ARR(A_ID2);
                 lua_pushinteger(L, (lua_Integer)e->id2);
-                lua_rawseti(L, arr[A_ID2], k);
+                lua_rawseti(L, ta, k);
                 break;
             case RINGLINE_EV_SENT:
+                ta = ARR(A_TAG);
+                tb = ARR(A_RES);
                 lua_pushinteger(L, (lua_Integer)e->tag);
-                lua_rawseti(L, arr[A_TAG], k);
+                lua_rawseti(L, ta, k);
                 lua_pushinteger(L, e->res);
-                lua_rawseti(L, arr[A_RES], k);
+                lua_rawseti(L, tb, k);
                 note_event(L, l, e);
                 break;
             case RINGLINE_EV_TIMER:
+                ta = ARR(A_TAG);
                 lua_pushinteger(L, (lua_Integer)e->tag);
-                lua_rawseti(L, arr[A_TAG], k);
+                lua_rawseti(L, ta, k);
                 break;
             case RINGLINE_EV_CLOSED:
                 note_event(L, l, e);
                 /* fall through */
             default:
+                ta = ARR(A_RES);
                 lua_pushinteger(L, e->res);
-                lua_rawseti(L, arr[A_RES], k);
+                lua_rawseti(L, ta, k);
                 break;
             }
         }
+#undef ARR
         lua_pushinteger(L, n);
         return 1;
     }
@@ -584,8 +738,15 @@ static int l_send(lua_State *L)
     ringline_id_t id = check_id(L, 2);
     size_t n;
     const uint8_t *p = rlua_check_mem(L, 3, 0, &n, 1, 0);
-    uint64_t tag = (uint64_t)luaL_optinteger(L, 4, 0);
-    int ret = ringline_conn_send(l->loop, id, p, n, tag);
+    lua_Integer tag = luaL_optinteger(L, 4, 0);
+    luaL_argcheck(L, tag >= 0, 4, "tag must be >= 0");
+    int ret;
+    /* strings are immutable: a long one can be sent in place (buffers
+     * could be changed by the script while the send is in flight) */
+    if (n >= RLUA_REF_MIN && tag == 0 && lua_type(L, 3) == LUA_TSTRING)
+        ret = send_pinned(L, l, id, 3, p, n);
+    else
+        ret = ringline_conn_send(l->loop, id, p, n, (uint64_t)tag);
     if (ret < 0)
         return rlua_fail(L, ret);
     lua_pushinteger(L, (lua_Integer)ringline_conn_queued(l->loop, id));
@@ -600,7 +761,9 @@ static int l_sendv(lua_State *L)
     ringline_id_t id = check_id(L, 2);
     luaL_checktype(L, 3, LUA_TTABLE);
     lua_Integer cnt = luaL_optinteger(L, 4, (lua_Integer)lua_rawlen(L, 3));
-    uint64_t tag = (uint64_t)luaL_optinteger(L, 5, 0);
+    lua_Integer stag = luaL_optinteger(L, 5, 0);
+    luaL_argcheck(L, stag >= 0, 5, "tag must be >= 0");
+    uint64_t tag = (uint64_t)stag;
     luaL_argcheck(L, cnt >= 0 && cnt <= 1024, 4, "0..1024 parts");
     struct iovec small[64];
     struct iovec *iov = small;
@@ -634,7 +797,7 @@ static int l_send_ref(lua_State *L)
     size_t n;
     const uint8_t *p = rlua_check_mem(L, 3, 0, &n, 1, 0);
     lua_Integer tag = luaL_checkinteger(L, 4);
-    luaL_argcheck(L, tag != 0, 4, "send_ref needs a tag != 0");
+    luaL_argcheck(L, tag > 0, 4, "send_ref needs a tag > 0");
     lua_getiuservalue(L, 1, 1);
     lua_rawgeti(L, -1, (lua_Integer)id);
     if (!lua_isnil(L, -1)) {
@@ -658,6 +821,15 @@ static int l_send_ref(lua_State *L)
     lua_rawseti(L, -2, tag);
     l->ref_pins++;
     lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* pinned() -> strings held by sends in flight (long strings loop:send()
+ * queued by reference): for tests and leak checks */
+static int l_pinned(lua_State *L)
+{
+    rlua_loop *l = check_loop(L);
+    lua_pushinteger(L, (lua_Integer)(l->pin_top - l->pin_nfree));
     return 1;
 }
 
@@ -814,6 +986,7 @@ static const luaL_Reg methods[] = {
     {"sendv", l_sendv},
     {"send_ref", l_send_ref},
     {"queued", l_queued},
+    {"pinned", l_pinned},
     {"consume", l_consume},
     {"pause", l_pause},
     {"resume", l_resume},

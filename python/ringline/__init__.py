@@ -43,6 +43,8 @@ from .ring import (
     RW, RecvMsg, Ring, aligned_buffer, dio_alignment, feature_names, frame,
     nvme_ns_geometry, resp_parse_command, rw,
 )
+from . import storage
+from .storage import DirectFile, NvmeDevice, NvmeError, nvme_open, open_direct
 
 __all__ = [
     # native async API
@@ -56,6 +58,8 @@ __all__ = [
     "Ring", "BufferGroup", "ProvidedBuffer", "AlignedBuffer", "NvmeCommand", "RecvMsg",
     "Completion", "FIXED", "aligned_buffer", "dio_alignment", "frame",
     "resp_parse_command", "feature_names", "RW", "rw", "nvme_ns_geometry",
+    # storage objects (ringline.storage)
+    "storage", "DirectFile", "NvmeDevice", "NvmeError", "open_direct", "nvme_open",
     # misc
     "version", "version_string", "strerror", "err_name", "thread_pin", "error",
     "ffi", "lib", "library_path",

@@ -18,6 +18,7 @@ import sys
 import threading
 import traceback
 import types
+from itertools import accumulate as _accumulate
 from typing import Any, Awaitable, Callable, Coroutine, Deque, Dict, Generator, Optional, Tuple, TypeVar
 
 from . import _addr
@@ -57,8 +58,35 @@ _MODE_FRAMED = lib.RINGLINE_MODE_FRAMED
 
 _EINTR = -errno.EINTR
 _EBADF = -errno.EBADF
+_EPIPE = -errno.EPIPE
 _buffer = ffi.buffer
+_unpack = ffi.unpack
 _NULL = ffi.NULL
+_MAX_SEND = 0x7FFFF000  # RL_MAX_LEN: the most one send may queue
+
+# The batched entry points (core/loop_batch.c). An older libringline without
+# them still works, through one foreign call per event and per send.
+try:
+    _poll_packed = lib.ringline_loop_poll_packed
+    _send_batch = lib.ringline_conn_send_batch
+    _round = lib.ringline_loop_round
+    _NOCOPY = lib.RINGLINE_PACKED_NOCOPY
+except (AttributeError, ffi.error):  # pragma: no cover - depends on the library found
+    _poll_packed = _send_batch = _round = None
+    _NOCOPY = 0
+_from_buffer = ffi.from_buffer
+_conn_send = lib.ringline_conn_send
+_conn_send_ref = lib.ringline_conn_send_ref
+# A round's replies up to this many bytes in all are copied into one staging
+# buffer and reach C with the poll; above it, a call per send (bulk: copying
+# costs more than the call).
+_JOIN_MAX = 16384
+# Sends of at least this many bytes are not copied at all: C sends from the
+# bytes object itself (ringline_conn_send_ref), which the loop keeps alive
+# until the SENT event of its tag. For 64 KiB echoes this saves one of the
+# two user-space copies per message for one more (cheap) event.
+_REF_MIN = 32768
+_REF_TAG0 = 1 << 62  # ref-send tags; send_and_wait() counts up from 1
 
 # Python-side receive buffering per connection: above HIGH bytes not yet
 # taken by the script, receiving pauses (in C); below LOW it resumes.
@@ -313,6 +341,30 @@ class _Done:
 _DONE = _Done()
 
 
+class _Drain:
+    """What send() returns above the high-water mark: awaiting it waits for
+    the queue to drain. Not a coroutine, so the callback style (which never
+    awaits) leaves no "never awaited" warning behind."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn):
+        self._conn = conn
+
+    def __await__(self):
+        return self._conn.drain().__await__()
+
+
+def _as_bytes(data) -> bytes:
+    if isinstance(data, str):
+        raise TypeError("data must be bytes-like, not str")
+    try:
+        # a copy now: the caller may reuse its buffer before the round ends
+        return memoryview(data).tobytes()
+    except TypeError:
+        raise TypeError(f"data must be bytes-like, not {type(data).__name__}") from None
+
+
 class Timer:
     """A C timer (ringline_timer_*); cancel() is idempotent."""
 
@@ -409,6 +461,46 @@ class Loop:
         self._sigmask = None
         self._closed = False
         self.on_error: Optional[Callable[[Any, OSError], None]] = None
+        # Sends of a dispatch round, alternating id, bytes: queued into C by
+        # one ringline_conn_send_batch() call before the next poll (and
+        # before any call that must see them, e.g. close()).
+        self._sq: list = []
+        self._refs: Dict[int, bytes] = {}  # tag -> bytes C sends from
+        self._ref_tag = _REF_TAG0
+        self._bcap = 0
+        self._bids = self._bends = self._bres = None
+        if _poll_packed is not None:
+            # a packed batch: 3 words per event, DATA payloads copied into
+            # one buffer (one bytes object per batch, sliced per event)
+            self._meta = ffi.new("uint64_t[]", 3 * batch)
+            self._pcap = max(1 << 20, rb[1])
+            self._pbuf = ffi.new("uint8_t[]", self._pcap)
+            # one ringline_loop_round() call per round: the previous round's
+            # sends and this round's poll, 3 arguments (libffi's cost grows
+            # with the argument count; it dominates a small message's cost)
+            rd = self._rd = ffi.new("ringline_round_t *")
+            rd.out = self._evs
+            rd.max = batch
+            rd.meta = self._meta
+            rd.meta_words = 3 * batch
+            rd.buf = self._pbuf
+            rd.cap = self._pcap
+            # views read and written with plain indexing/slicing: no
+            # argument parsing, no cdata conversions per round
+            self._mview = memoryview(ffi.buffer(self._meta)).cast("Q")
+            self._pview = ffi.buffer(self._pbuf)
+            self._scap = _JOIN_MAX
+            self._sbuf = ffi.new("uint8_t[]", self._scap)
+            self._sview = ffi.buffer(self._sbuf)
+            rd.send_buf = self._sbuf
+            # rd's int fields as a memoryview too: a store/load through it
+            # is a plain int conversion, not a cdata attribute access
+            self._rdv = memoryview(ffi.buffer(rd)).cast("i")
+            self._i_send_n = ffi.offsetof("ringline_round_t", "send_n") // 4
+            self._i_failed = ffi.offsetof("ringline_round_t", "send_failed") // 4
+            self._grow(max(64, batch))
+        else:  # pragma: no cover - an older library
+            self._rd = None
 
     # ---- lifetime ----
     def close(self) -> None:
@@ -429,12 +521,14 @@ class Loop:
                     pass
         self._tasks.clear()
         self._ready.clear()
+        self._sq.clear()
         for o in list(self._objs.values()):
             o._on_closed(-errno.ECONNABORTED)
         self._objs.clear()
         self._timers.clear()
         if p != _NULL:
             lib.ringline_loop_destroy(p)
+        self._refs.clear()  # only now: C no longer sends from them
         if self._sigmask is not None:
             _signal.pthread_sigmask(_signal.SIG_SETMASK, self._sigmask)
             self._sigmask = None
@@ -500,7 +594,10 @@ class Loop:
         """Graceful stop: stop accepting, let send queues drain for up to
         deadline seconds, then close everything."""
         self._stopping = True
-        check(lib.ringline_loop_stop(self._p, _ns(deadline, "deadline") // 1000000))
+        ns = _ns(deadline, "deadline")
+        if self._sq:
+            self._flush()  # replies already given are part of what drains
+        check(lib.ringline_loop_stop(self._p, ns // 1000000))
 
     def handle_signals(self, deadline: float = 5.0) -> None:
         """SIGINT/SIGTERM become SIGNAL events and start a graceful stop."""
@@ -517,91 +614,317 @@ class Loop:
         except BaseException as e:
             _report(f"exception in callback {cb!r}", e)
 
+    # ---- sending ----
+    def _flush(self) -> None:
+        """Queue the round's sends into C: one call for all of them."""
+        sq = self._sq
+        n2 = len(sq)
+        if not n2:
+            return
+        p = self._p
+        if p == _NULL:
+            sq.clear()
+            return
+        if n2 == 2:
+            cid = sq[0]
+            d = sq[1]
+            sq.clear()
+            r = self._send_one(p, cid, d)
+            if r < 0:
+                self._send_failed(cid, r)
+            return
+        ids = sq[0::2]
+        ds = sq[1::2]
+        sq.clear()
+        ends = list(_accumulate(map(len, ds)))
+        k = len(ids)
+        if _send_batch is None or ends[-1] > _JOIN_MAX:
+            # bulk: a call per send costs less than copying all the bytes
+            # once more to join them
+            for cid, d in zip(ids, ds):
+                r = self._send_one(p, cid, d)
+                if r < 0:
+                    self._send_failed(cid, r)
+            return
+        if k > self._bcap:
+            self._grow(k)
+        self._bids[0:k] = ids
+        self._bends[0:k] = ends
+        r = _send_batch(p, self._bids, b"".join(ds), self._bends, k, self._bres)
+        if r:
+            if r < 0:
+                raise error(r)
+            res = _unpack(self._bres, k)
+            for j in range(k):
+                if res[j] < 0:
+                    self._send_failed(ids[j], res[j])
+
+    def _stage(self, sq, rd):
+        """Several sends: joined into the staging buffer when they fit (one
+        copy more of at most _JOIN_MAX bytes), else sent one call each."""
+        ids = sq[0::2]
+        ds = sq[1::2]
+        ends = list(_accumulate(map(len, ds)))
+        total = ends[-1]
+        if total > _JOIN_MAX:
+            self._flush()
+            return None
+        k = len(ids)
+        if k > self._bcap:
+            self._grow(k)
+        self._bids[0:k] = ids
+        self._bends[0:k] = ends
+        self._sview[0:total] = b"".join(ds)
+        rd.send_n = k
+        sq.clear()
+        return k
+
+    def _grow(self, k):
+        self._bcap = cap = max(k, 2 * self._bcap, 64)
+        self._bids = ffi.new("uint64_t[]", cap)
+        self._bends = ffi.new("uint64_t[]", cap)
+        self._bres = ffi.new("int64_t[]", cap)
+        self._bidsv = memoryview(ffi.buffer(self._bids)).cast("Q")
+        self._bendsv = memoryview(ffi.buffer(self._bends)).cast("Q")
+        rd = self._rd
+        if rd is not None:
+            rd.send_ids = self._bids
+            rd.send_ends = self._bends
+            rd.send_res = self._bres
+
+    def _send_one(self, p, cid, d) -> int:
+        n = len(d)
+        if n < _REF_MIN or type(d) is not bytes:
+            return _conn_send(p, cid, d, n, 0)
+        tag = self._ref_tag
+        self._ref_tag = tag + 1
+        r = _conn_send_ref(p, cid, d, n, tag)
+        if r >= 0:
+            self._refs[tag] = d  # released by the SENT event of tag
+        return r
+
+    def _send_failed(self, cid, r):
+        # The connection closed (or started closing) in C after the script
+        # queued these bytes and before they reached C: they are lost, as
+        # bytes sent to a connection that goes away always may be. Anything
+        # else (-ENOMEM) is reported and closes that connection.
+        if r == _EBADF or r == _EPIPE:
+            return
+        o = self._objs.get(cid)
+        err = error(r)
+        if self.on_error is not None:
+            self._run_callback(self.on_error, (o, err))
+        else:
+            _report(f"send on {o!r} failed", err)
+        if o is not None:
+            o.abort()
+
+    def _callback_failed(self, conn, what, exc):
+        """An exception in a connection's callback: report it and close only
+        that connection (abort: its queued replies may be incomplete)."""
+        _report(f"exception in {what} callback of {conn!r}", exc)
+        try:
+            conn.abort()
+        except Exception:  # pragma: no cover
+            pass
+
     # ---- the event pump ----
     def _poll(self, timeout_ns: int) -> None:
+        rd = self._rd
+        if rd is None:
+            if self._sq:
+                self._flush()
+            return self._poll_plain(timeout_ns)
+        sq = self._sq
+        staged = None
+        if sq:
+            # the round's sends go to C in the same call as the poll,
+            # copied into the staging buffer rd.send_buf
+            if len(sq) == 2:
+                d = sq[1]
+                k = len(d)
+                if k <= _JOIN_MAX:
+                    self._sview[0:k] = d
+                    self._bidsv[0] = sq[0]
+                    self._bendsv[0] = k
+                    self._rdv[self._i_send_n] = 1
+                    staged = 1
+                    sq.clear()
+                else:
+                    self._flush()
+            else:
+                staged = self._stage(sq, rd)
+            if self._closed:
+                rd.send_n = 0
+                return
+        n = _round(self._p, rd, timeout_ns)
+        if staged is not None and self._rdv[self._i_failed]:
+            f = rd.send_failed
+            if f < 0:
+                raise error(f)
+            res = _unpack(self._bres, staged)
+            ids = _unpack(self._bids, staged)
+            for j, r in enumerate(res):
+                if r < 0:
+                    self._send_failed(ids[j], r)
+        if n <= 0:
+            if n == 0 or n == _EINTR:
+                return
+            raise error(n)
+        mv = self._mview
+        objs = self._objs
+        if n == 1:
+            # the common case at low load: one event, no lists, no loop
+            t = mv[0]
+            if t == EV_DATA:
+                o = objs.get(mv[1])
+                if o is not None:
+                    d = self._pview[0:mv[2]]
+                    cb = o._cb
+                    if cb is None:
+                        o._on_data(d)
+                    else:
+                        try:
+                            cb(o, d)
+                        except Exception as exc:
+                            self._callback_failed(o, "on_data", exc)
+            else:
+                self._event(self._evs[0], t & ~_NOCOPY)
+            ts = self._threadsafe
+            while ts:
+                cb, args = ts.popleft()
+                self._run_callback(cb, args)
+            return
+        m = mv[0:3 * n].tolist()
+        total = m[-1]
+        blob = self._pview[0:total] if total else b""
+        objs = self._objs
+        start = 0
+        i = -1
+        it = iter(m)
+        # the hot path (DATA) inline; the rest one event at a time through
+        # the cffi struct, as before
+        for t, cid, end in zip(it, it, it):
+            i += 1
+            if t == EV_DATA:
+                o = objs.get(cid)
+                d = blob[start:end]  # the whole blob itself when it is the only one
+                start = end
+                if o is not None:
+                    cb = o._cb
+                    if cb is None:
+                        o._on_data(d)
+                    else:
+                        try:
+                            cb(o, d)
+                        except Exception as exc:
+                            self._callback_failed(o, "on_data", exc)
+            else:
+                self._event(self._evs[i], t & ~_NOCOPY)
+        ts = self._threadsafe
+        while ts:
+            cb, args = ts.popleft()
+            self._run_callback(cb, args)
+
+    def _poll_plain(self, timeout_ns: int) -> None:
         n = lib.ringline_loop_poll(self._p, self._evs, self._nev, timeout_ns)
         if n <= 0:
             if n == 0 or n == _EINTR:
                 return
             raise error(n)
         evs = self._evs
-        objs = self._objs
         for i in range(n):
             e = evs[i]
-            t = e.type
-            if t == EV_DATA:
-                o = objs.get(e.id)
-                if o is not None:
-                    o._on_data(_buffer(e.data, e.len)[:])
-            elif t == EV_FRAME:
-                o = objs.get(e.id)
-                if o is not None:
-                    if o._framer == FRAMER_HTTP_HEAD:
-                        o._on_frame(_buffer(e.data, e.tag)[:])
-                    else:
-                        o._on_frame(_buffer(e.data, e.len)[:])
-            elif t == EV_TIMER:
-                tm = self._timers.get(e.id)
-                if tm is not None:
-                    if not tm.repeating:
-                        del self._timers[e.id]
-                    self._run_callback(tm._cb, tm._args)
-            elif t == EV_ACCEPTED:
-                cid = e.id
-                lst = objs.get(e.id2)
-                c = Connection(self, cid)
-                objs[cid] = c
-                if lst is None:
-                    c.abort()
-                else:
-                    lst._on_accept(c)
-            elif t == EV_EOF:
-                o = objs.get(e.id)
-                if o is not None:
-                    o._on_eof()
-            elif t == EV_WRITABLE:
-                o = objs.get(e.id)
-                if o is not None:
-                    o._on_writable()
-            elif t == EV_CLOSED:
-                o = objs.pop(e.id, None)
-                if o is not None:
-                    o._on_closed(e.res)
-            elif t == EV_CONNECTED:
-                o = objs.get(e.id)
-                if o is not None:
-                    o._on_connected(e.res)
-            elif t == EV_DATAGRAM:
-                o = objs.get(e.id)
-                if o is not None:
-                    o._on_datagram(_buffer(e.data, e.len)[:], _addr.from_ptr(e.addr, e.addrlen))
-            elif t == EV_SIGNAL:
-                self._stopping = True
-                signo = e.res
-                for h in list(self._signal_handlers):
-                    self._run_callback(h, (signo,))
-            elif t == EV_STOPPED:
-                self._stopped = True
-                ws, self._stop_waiters = self._stop_waiters, []
-                for f in ws:
-                    f.set_result(None)
-            elif t == EV_ERROR:
-                o = objs.get(e.id)
-                if self.on_error is not None:
-                    self._run_callback(self.on_error, (o, error(e.res)))
-            elif t == EV_CQE:
-                f = self._raw.pop(e.tag, None)
-                if f is not None:
-                    f.set_result(e.res)
-            elif t == EV_SENT:
-                o = objs.get(e.id)
-                if o is not None:
-                    o._on_sent(e.tag, e.res)
-            # EV_WAKE: nothing; thread-safe callbacks are drained below
+            self._event(e, e.type)
         ts = self._threadsafe
         while ts:
             cb, args = ts.popleft()
             self._run_callback(cb, args)
+
+    def _event(self, e, t) -> None:
+        """One event, read from the cffi struct (all but packed DATA)."""
+        objs = self._objs
+        if t == EV_DATA:
+            o = objs.get(e.id)
+            if o is not None:
+                d = _buffer(e.data, e.len)[:]
+                cb = o._cb
+                if cb is None:
+                    o._on_data(d)
+                else:
+                    try:
+                        cb(o, d)
+                    except Exception as exc:
+                        self._callback_failed(o, "on_data", exc)
+        elif t == EV_FRAME:
+            o = objs.get(e.id)
+            if o is not None:
+                if o._framer == FRAMER_HTTP_HEAD:
+                    o._on_frame(_buffer(e.data, e.tag)[:])
+                else:
+                    o._on_frame(_buffer(e.data, e.len)[:])
+        elif t == EV_TIMER:
+            tm = self._timers.get(e.id)
+            if tm is not None:
+                if not tm.repeating:
+                    del self._timers[e.id]
+                self._run_callback(tm._cb, tm._args)
+        elif t == EV_ACCEPTED:
+            cid = e.id
+            lst = objs.get(e.id2)
+            c = Connection(self, cid)
+            objs[cid] = c
+            if lst is None:
+                c.abort()
+            else:
+                lst._on_accept(c)
+        elif t == EV_EOF:
+            o = objs.get(e.id)
+            if o is not None:
+                o._on_eof()
+        elif t == EV_WRITABLE:
+            o = objs.get(e.id)
+            if o is not None:
+                o._on_writable()
+        elif t == EV_CLOSED:
+            o = objs.pop(e.id, None)
+            if o is not None:
+                o._on_closed(e.res)
+        elif t == EV_CONNECTED:
+            o = objs.get(e.id)
+            if o is not None:
+                o._on_connected(e.res)
+        elif t == EV_DATAGRAM:
+            o = objs.get(e.id)
+            if o is not None:
+                o._on_datagram(_buffer(e.data, e.len)[:], _addr.from_ptr(e.addr, e.addrlen))
+        elif t == EV_SIGNAL:
+            self._stopping = True
+            signo = e.res
+            for h in list(self._signal_handlers):
+                self._run_callback(h, (signo,))
+        elif t == EV_STOPPED:
+            self._stopped = True
+            ws, self._stop_waiters = self._stop_waiters, []
+            for f in ws:
+                f.set_result(None)
+        elif t == EV_ERROR:
+            o = objs.get(e.id)
+            if self.on_error is not None:
+                self._run_callback(self.on_error, (o, error(e.res)))
+        elif t == EV_CQE:
+            f = self._raw.pop(e.tag, None)
+            if f is not None:
+                f.set_result(e.res)
+        elif t == EV_SENT:
+            tag = e.tag
+            if tag >= _REF_TAG0:
+                self._refs.pop(tag, None)  # C is done with those bytes
+            else:
+                o = objs.get(e.id)
+                if o is not None:
+                    o._on_sent(tag, e.res)
+        # EV_WAKE: nothing; thread-safe callbacks are drained after the batch
 
     def _run_ready(self):
         ready = self._ready
@@ -694,7 +1017,8 @@ class Connection:
 
     __slots__ = ("_loop", "id", "_chunks", "_nbuf", "_rwait", "_eof", "_closed", "_err",
                  "_err_raised", "_frames", "_framer", "_max_frame", "_wwait", "_cwaits",
-                 "_paused", "_cfut", "_mode", "_sent_waits", "_want", "_qbound", "_rf", "__weakref__")
+                 "_paused", "_cfut", "_mode", "_sent_waits", "_want", "_qbound", "_rf", "_cb", "_sq",
+                 "_nowrite", "on_eof", "on_close", "__weakref__")
 
     def __init__(self, loop: Loop, cid: int):
         self._loop = loop
@@ -718,6 +1042,11 @@ class Connection:
         self._want = 0       # bytes a recv_exact() is waiting for
         self._qbound = 0     # upper bound of the C send queue (see send())
         self._rf: Optional[Future] = None
+        self._cb: Optional[Callable[["Connection", bytes], Any]] = None  # callback style
+        self._sq = loop._sq  # the loop's pending sends (never rebound)
+        self._nowrite = False  # closed, closing or shut down: send() raises
+        self.on_eof: Optional[Callable[["Connection"], Any]] = None
+        self.on_close: Optional[Callable[["Connection", Optional[OSError]], Any]] = None
 
     def __repr__(self):
         return f"<ringline.Connection id={self.id:#x}{' closed' if self._closed else ''}>"
@@ -729,12 +1058,31 @@ class Connection:
         w = self._rwait
         if w is not None:
             self._rwait = None
-            w.set_result(None)
+            # resume the receiving task right here, from the dispatch loop,
+            # instead of queueing it for the ready pass: one hop less per
+            # message (the task takes the bytes and is back in recv() or
+            # elsewhere before the next event)
+            w._done = True
+            t = w._waiter
+            if t is not None:
+                w._waiter = None
+                t._fut = None
+                if t._queued or self._loop._current is not None:
+                    t._wake()
+                else:
+                    t._step()
         if self._nbuf > RECV_HIGH and self._nbuf >= self._want and not self._paused and not self._closed:
             self._paused = True
             lib.ringline_conn_pause(self._loop._p, self.id)
 
     def _on_frame(self, payload: bytes):
+        cb = self._cb
+        if cb is not None:
+            try:
+                cb(self, payload)
+            except Exception as exc:
+                self._loop._callback_failed(self, "on_data", exc)
+            return
         fr = self._frames
         if fr is None:
             fr = self._frames = collections.deque()
@@ -746,6 +1094,16 @@ class Connection:
 
     def _on_eof(self):
         self._eof = True
+        if self._cb is not None:
+            f = self.on_eof
+            if f is None:
+                self.close()  # the default of the callback style
+            else:
+                try:
+                    f(self)
+                except Exception as exc:
+                    self._loop._callback_failed(self, "on_eof", exc)
+            return
         w = self._rwait
         if w is not None:
             self._rwait = None
@@ -772,9 +1130,17 @@ class Connection:
 
     def _on_closed(self, res):
         self._closed = True
+        self._nowrite = True
         self._eof = True
         if res < 0 and not self._err:
             self._err = res
+        f = self.on_close
+        if f is not None:
+            self.on_close = None
+            try:
+                f(self, error(res) if res < 0 else None)
+            except Exception as exc:
+                _report(f"exception in on_close callback of {self!r}", exc)
         for attr in ("_rwait", "_wwait"):
             w = getattr(self, attr)
             if w is not None:
@@ -962,66 +1328,71 @@ class Connection:
         return fr.popleft()
 
     # ---- sending ----
+    def send(self, data) -> Awaitable[None]:
+        """Queue a copy of data; never blocks. Returns an awaitable:
+        ``await conn.send(data)`` waits only while more than the loop's
+        high-water mark is queued (the C loop pauses this connection's
+        receiving meanwhile, which is the callback style's backpressure: no
+        on_data until the peer reads). Raises BrokenPipeError (or the error
+        that closed it) once the connection is closed, closing or shut down.
+
+        The bytes go to C with the dispatch round's other sends, in one
+        call, before the loop polls again (or before close(), queued, ...)."""
+        if self._nowrite:
+            self._send_error()
+        if type(data) is not bytes:
+            data = _as_bytes(data)
+        n = len(data)
+        if n:
+            if n > _MAX_SEND:
+                raise ValueError(f"a send is at most {_MAX_SEND} bytes")
+            sq = self._sq
+            sq.append(self.id)
+            sq.append(data)
+            q = self._qbound + n
+            self._qbound = q
+            if q > self._loop._high:
+                return self._over_high()
+        return _DONE
+
     def write(self, data) -> None:
         """Queue a copy of data (never blocks; see send() for backpressure)."""
-        if type(data) is bytes:
-            n = len(data)
-            r = lib.ringline_conn_send(self._loop._p, self.id, data, n, 0)
-        else:
-            if isinstance(data, str):
-                raise TypeError("data must be bytes-like, not str")
-            cd = ffi.from_buffer(data)
-            n = len(cd)
-            r = lib.ringline_conn_send(self._loop._p, self.id, cd, n, 0)
-        if r < 0:
-            self._send_error(r)
-        self._qbound += n
+        self.send(data)
+
+    def _over_high(self):
+        # the queue holds at most what was measured last plus what was
+        # written since: ask C only when that bound passes the mark
+        loop = self._loop
+        loop._flush()
+        q = lib.ringline_conn_queued(loop._p, self.id)
+        self._qbound = q if q > 0 else 0
+        if q > loop._high:
+            return _Drain(self)
+        return _DONE
 
     def writelines(self, parts) -> None:
         """Queue several pieces as one send (one copy, one queue entry)."""
+        if isinstance(parts, (str, bytes)):
+            raise TypeError("writelines() takes an iterable of bytes-like pieces")
         parts = list(parts)
-        if not parts:
-            return
-        if len(parts) > 1024:
-            self.write(b"".join(parts))
-            return
-        iov = ffi.new("struct iovec[]", len(parts))
-        keep = []
-        for i, p in enumerate(parts):
+        for p in parts:
             if isinstance(p, str):
                 raise TypeError("parts must be bytes-like, not str")
-            cd = ffi.from_buffer(p)
-            keep.append(cd)
-            iov[i].iov_base = cd
-            iov[i].iov_len = len(cd)
-        r = lib.ringline_conn_sendv(self._loop._p, self.id, iov, len(parts), 0)
-        if r < 0:
-            self._send_error(r)
-        self._qbound += sum(len(k) for k in keep)
+        if parts:
+            self.send(b"".join(parts))
 
-    def _send_error(self, r):
-        if self._closed or r == _EBADF:
-            if self._err:
-                raise error(self._err)
-            raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
-        raise error(r)
+    def _send_error(self):
+        if self._err:
+            raise error(self._err)
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
 
-    def send(self, data) -> Awaitable[None]:
-        """``await conn.send(data)``: queue data; waits only while more than
-        the loop's high-water mark is queued (the C loop pauses this
-        connection's receiving meanwhile)."""
-        self.write(data)
-        # the queue holds at most what was measured last plus what was
-        # written since: ask C only when that bound passes the mark
-        if self._qbound > self._loop._high:
-            q = lib.ringline_conn_queued(self._loop._p, self.id)
-            self._qbound = q if q > 0 else 0
-            if q > self._loop._high:
-                return self.drain()
-        return _DONE
+    def _flush(self):
+        if self._sq:
+            self._loop._flush()
 
     async def drain(self) -> None:
         """Wait until the send queue is below the low-water mark."""
+        self._flush()
         while not self._closed:
             q = lib.ringline_conn_queued(self._loop._p, self.id)
             if q < 0 or q <= self._loop._high:
@@ -1042,12 +1413,15 @@ class Connection:
         if isinstance(data, str):
             raise TypeError("data must be bytes-like, not str")
         cd = ffi.from_buffer(data)
+        self._flush()
         loop = self._loop
         loop._tag = getattr(loop, "_tag", 0) + 1
         tag = loop._tag
         r = lib.ringline_conn_send(loop._p, self.id, cd, len(cd), tag)
         if r < 0:
-            self._send_error(r)
+            if r == _EBADF or r == _EPIPE:
+                self._send_error()
+            raise error(r)
         f = Future()
         if self._sent_waits is None:
             self._sent_waits = {}
@@ -1060,17 +1434,58 @@ class Connection:
     @property
     def queued(self) -> int:
         """Bytes queued in C and not yet written."""
+        self._flush()
         return check(lib.ringline_conn_queued(self._loop._p, self.id))
+
+    # ---- callback style ----
+    def on_data(self, fn: Optional[Callable[["Connection", bytes], Any]]) -> None:
+        """Callback style for this connection: fn(conn, data) is called from
+        the loop for every chunk received (for a framed connection: every
+        frame's payload), bytes the script already buffered first. fn must
+        not block; conn.send() queues without blocking. An exception in fn
+        is reported and aborts this connection only. on_data(None) hands the
+        connection back to recv()."""
+        if fn is not None and not callable(fn):
+            raise TypeError("on_data needs a callable or None")
+        if fn is not None and self._rwait is not None:
+            raise RuntimeError("a task is receiving on this connection")
+        self._cb = fn
+        if fn is None:
+            return
+        if self._paused:
+            self._paused = False
+            if not self._closed:
+                lib.ringline_conn_resume(self._loop._p, self.id)
+        pending = []
+        if self._chunks:
+            pending.append(b"".join(self._chunks))
+            self._chunks.clear()
+            self._nbuf = 0
+        if self._frames:
+            pending.extend(self._frames)
+            self._frames.clear()
+        for d in pending:
+            if self._cb is not fn or self._closed:
+                break
+            try:
+                fn(self, d)
+            except Exception as exc:
+                self._loop._callback_failed(self, "on_data", exc)
+                return
 
     # ---- closing ----
     def shutdown(self) -> None:
         """shutdown(SHUT_WR) once everything queued was written."""
+        self._flush()
         check(lib.ringline_conn_shutdown(self._loop._p, self.id))
+        self._nowrite = True
 
     def close(self) -> None:
         """Close once the send queue drained (idempotent)."""
         if self._closed:
             return
+        self._flush()
+        self._nowrite = True
         r = lib.ringline_conn_close(self._loop._p, self.id)
         if r < 0 and r != _EBADF:
             raise error(r)
@@ -1079,6 +1494,7 @@ class Connection:
         """Close now, dropping queued bytes (RST if any were unsent)."""
         if self._closed:
             return
+        self._nowrite = True
         lib.ringline_conn_abort(self._loop._p, self.id)
 
     async def wait_closed(self) -> None:
@@ -1117,6 +1533,7 @@ class Connection:
 
     # ---- hand-off to C hot paths ----
     def _leftovers(self) -> bytes:
+        self._flush()
         data = b"".join(self._chunks)
         self._chunks.clear()
         self._nbuf = 0
@@ -1130,6 +1547,7 @@ class Connection:
         left = self._leftovers()
         if left:
             self.write(left)
+            self._loop._flush()
         if self._paused:
             self._paused = False
             lib.ringline_conn_resume(self._loop._p, self.id)
@@ -1149,6 +1567,7 @@ class Connection:
             other.write(a)
         if b:
             self.write(b)
+        self._loop._flush()
         p = self._loop._p
         for c in (self, other):
             if c._paused:
@@ -1179,7 +1598,38 @@ class Server:
         self._cwaits = []
         self._framer = 0
         self._max_frame = 0
+        self._cb = None
+        # callback style (server.on_data): copied to each accepted connection
+        self.on_connect: Optional[Callable[[Connection], Any]] = None
+        self.on_eof: Optional[Callable[[Connection], Any]] = None
+        self.on_close: Optional[Callable[[Connection, Optional[OSError]], Any]] = None
         self.port = check(lib.ringline_listener_port(loop._p, lid))
+
+    def on_data(self, fn: Callable[[Connection, bytes], Any]) -> None:
+        """Callback style, the leanest path: every accepted connection calls
+        fn(conn, data) from the loop for each chunk received (each frame's
+        payload with framer=). Set server.on_connect(conn),
+        server.on_eof(conn) (default: conn.close()) and
+        server.on_close(conn, err) first if wanted. fn must not block;
+        conn.send(data) queues a copy (replies of a dispatch round reach C
+        in one call). An exception in a callback is reported and aborts that
+        connection only. Connections already queued for accept() switch too."""
+        if not callable(fn):
+            raise TypeError("on_data needs a callable")
+        self._cb = fn
+        while self._queue:
+            self._adopt(self._queue.popleft())
+
+    def _adopt(self, conn: Connection):
+        conn.on_eof = self.on_eof
+        conn.on_close = self.on_close
+        conn._cb = self._cb
+        f = self.on_connect
+        if f is not None:
+            try:
+                f(conn)
+            except Exception as exc:
+                self._loop._callback_failed(conn, "on_connect", exc)
 
     def __repr__(self):
         return f"<ringline.Server {self.host}:{self.port}{' closed' if self._closed else ''}>"
@@ -1194,6 +1644,9 @@ class Server:
             conn._max_frame = self._max_frame
             conn._mode = _MODE_FRAMED
             conn._frames = collections.deque()
+        if self._cb is not None:
+            self._adopt(conn)
+            return
         h = self._handler
         if h is not None:
             self._loop.spawn(h(conn), name=f"conn-{conn.id:#x}")

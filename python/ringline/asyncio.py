@@ -23,10 +23,15 @@ immediately (into the protocol's own buffer for BufferedProtocol), and
 asyncio's streams keep whatever a cancelled task had not read yet, so
 cancellation never loses received bytes.
 
-Not supported (raise NotImplementedError with an explanation): add_reader /
-add_writer and their removers, TLS (ssl=), Unix sockets, subprocesses,
-adopting an existing socket (sock= for create_server / create_connection /
-create_datagram_endpoint, connect_accepted_socket). The sock_* coroutines
+TLS (ssl=, start_tls) is asyncio's own sslproto layered over a ringline
+transport. Unix sockets and sockets made elsewhere (sock=, local_addr=,
+connect_accepted_socket, the sockets of asyncio's own create_server) are
+adopted into C (ringline_conn_adopt / ringline_listener_adopt, any address
+family).
+
+Not supported (raise NotImplementedError naming the alternative):
+add_reader / add_writer and their removers, subprocesses, pipes, Unix
+datagram sockets, create_datagram_endpoint(sock=). The sock_* coroutines
 work on any non-blocking socket: each wait is a one-shot IORING_OP_POLL_ADD
 on the loop's own ring (a raw operation whose completion comes back as a
 RINGLINE_EV_CQE event), and the byte transfer itself is a non-blocking
@@ -36,15 +41,22 @@ consumed any bytes.
 from __future__ import annotations
 
 import asyncio as _aio
-import collections
 import errno
+import heapq
 import os
 import signal
 import socket
-import sys
+import stat
 import threading
 import warnings
-from asyncio import base_events, events, protocols, transports
+from asyncio import base_events, events, protocols, transports, trsock
+
+try:
+    import ssl as _ssl
+    from asyncio import sslproto
+except ImportError:  # pragma: no cover - Python without ssl
+    _ssl = None
+    sslproto = None
 
 from . import _addr
 from ._errors import check, error
@@ -69,10 +81,32 @@ _EINTR = -errno.EINTR
 _EBADF = -errno.EBADF
 _NULL = ffi.NULL
 _buffer = ffi.buffer
+_unpack = ffi.unpack
+_conn_send = lib.ringline_conn_send
+# The batched entry points (core/loop_batch.c): one foreign call per poll
+# that also copies every DATA payload into one buffer, and one per round of
+# sends. An older libringline without them works through the per-event and
+# per-send calls (cffi raises AttributeError or ffi.error for a missing
+# symbol, depending on the version).
+try:
+    _poll_packed = lib.ringline_loop_poll_packed
+    _send_batch = lib.ringline_conn_send_batch
+    _NOCOPY = lib.RINGLINE_PACKED_NOCOPY
+except (AttributeError, ffi.error):  # pragma: no cover - depends on the library found
+    _poll_packed = _send_batch = None
+    _NOCOPY = 0
 
 # the C loop's send-queue marks: asyncio's default write-buffer limits
 _C_HIGH = 64 * 1024
 _C_LOW = 16 * 1024
+
+
+_PACK_CAP = 32 * 1024  # the packed poll's payload buffer (see _c())
+# writes of at least this many bytes skip the round's batch (see write())
+_DIRECT_SEND = 16 * 1024
+_MIN_SCHEDULED = base_events._MIN_SCHEDULED_TIMER_HANDLES
+_MIN_CANCELLED_FRACTION = base_events._MIN_CANCELLED_TIMER_HANDLES_FRACTION
+_MAX_SELECT = base_events.MAXIMUM_SELECT_TIMEOUT
 
 
 def _unsupported(what, why):
@@ -115,6 +149,9 @@ def _family_of(host):
 
 class _TCPTransport(transports._FlowControlMixin, transports.Transport):
     _sendfile_compatible = base_events.constants._SendfileMode.FALLBACK
+    # BaseEventLoop.start_tls layers sslproto.SSLProtocol over any transport
+    # with set_protocol / pause_reading / resume_reading, which this has
+    _start_tls_compatible = True
 
     def __init__(self, loop: "RinglineEventLoop", cid, extra=None):
         super().__init__(extra, loop)
@@ -133,6 +170,13 @@ class _TCPTransport(transports._FlowControlMixin, transports.Transport):
         self._server = None
         self._closed_early = None  # CLOSED arrived before connection_made
         self._qbound = 0           # upper bound of the C send queue
+        self._lost_exc = None      # what _force_close() hands connection_lost
+        # the dispatch loop hands DATA straight to _dr (the protocol's
+        # data_received) while _fast holds: connection made, plain Protocol,
+        # reading, not closing, nothing held back
+        self._fast = False
+        self._dr = None
+        self._sock = None          # a dup of the fd for get_extra_info('socket')
 
     def __repr__(self):
         return f"<ringline TCPTransport id={self._id:#x}{' closing' if self._closing else ''}>"
@@ -141,6 +185,12 @@ class _TCPTransport(transports._FlowControlMixin, transports.Transport):
     def set_protocol(self, protocol):
         self._protocol = protocol
         self._buffered = isinstance(protocol, protocols.BufferedProtocol)
+        self._dr = None if self._buffered else protocol.data_received
+        self._refast()
+
+    def _refast(self):
+        self._fast = (self._made and not self._buffered and not self._paused_reading
+                      and not self._closing and not self._pending and not self._eof_pending)
 
     def get_protocol(self):
         return self._protocol
@@ -157,6 +207,7 @@ class _TCPTransport(transports._FlowControlMixin, transports.Transport):
                 waiter.set_exception(exc)
             return
         self._made = True
+        self._refast()
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
         if (self._pending or self._eof_pending) and not self._paused_reading:
@@ -197,8 +248,16 @@ class _TCPTransport(transports._FlowControlMixin, transports.Transport):
                 self._pending = [data]
             else:
                 self._pending.append(data)
+            self._fast = False
             return
         self._deliver(data)
+
+    def _on_data_bytes(self, data):
+        # a packed DATA payload when the fast path does not apply
+        if self._buffered and not self._closing and self._made and not self._paused_reading:
+            self._deliver(data)
+        else:
+            self._on_data(data)
 
     def _on_data_ptr(self, ptr, n):
         # BufferedProtocol: copy straight from the C batch into its buffer
@@ -230,6 +289,7 @@ class _TCPTransport(transports._FlowControlMixin, transports.Transport):
             return
         if self._paused_reading or not self._made:
             self._eof_pending = True
+            self._fast = False
             return
         self._deliver_eof()
 
@@ -251,6 +311,8 @@ class _TCPTransport(transports._FlowControlMixin, transports.Transport):
         self._resume_timer = None
         if not self._protocol_paused or self._lost:
             return
+        if self._rl._sq:
+            self._rl._flush()
         q = lib.ringline_conn_queued(self._rl._p, self._id)
         if q < 0 or q <= self._low_water:
             self._maybe_resume_protocol()
@@ -264,6 +326,7 @@ class _TCPTransport(transports._FlowControlMixin, transports.Transport):
             return
         self._lost = True
         self._closing = True
+        self._fast = False
         self._rl._objs.pop(self._id, None)
         if self._resume_timer is not None:
             self._resume_timer.cancel()
@@ -273,8 +336,8 @@ class _TCPTransport(transports._FlowControlMixin, transports.Transport):
         if not self._made:
             self._closed_early = res
             return
-        exc = None
-        if res < 0 and not self._aborted:
+        exc = self._lost_exc
+        if exc is None and res < 0 and not self._aborted:
             exc = error(res)
         self._rl.call_soon(self._call_connection_lost, exc)
 
@@ -283,6 +346,29 @@ class _TCPTransport(transports._FlowControlMixin, transports.Transport):
             self._protocol.connection_lost(exc)
         finally:
             self._protocol = None
+            if self._sock is not None:
+                self._sock._sock.close()
+                self._sock = None
+
+    def _handshake_done(self, fut):
+        # a server-side TLS handshake that failed: asyncio closes the
+        # transport and reports only in debug mode
+        if fut.cancelled():
+            return
+        exc = fut.exception()
+        if exc is not None:
+            self.close()
+            if self._rl.get_debug():
+                self._rl.call_exception_handler({
+                    "message": "Error on transport creation for incoming connection",
+                    "exception": exc, "transport": self})
+
+    def _force_close(self, exc):
+        # sslproto's way of ending the connection with a reason
+        if self._lost:
+            return
+        self._lost_exc = exc
+        self.abort()
 
     def _fatal(self, exc, message):
         if not isinstance(exc, OSError):
@@ -298,6 +384,7 @@ class _TCPTransport(transports._FlowControlMixin, transports.Transport):
         if self._closing or self._paused_reading:
             return
         self._paused_reading = True
+        self._fast = False
         lib.ringline_conn_pause(self._rl._p, self._id)
 
     def resume_reading(self):
@@ -307,6 +394,8 @@ class _TCPTransport(transports._FlowControlMixin, transports.Transport):
         lib.ringline_conn_resume(self._rl._p, self._id)
         if self._pending or self._eof_pending:
             self._rl.call_soon(self._flush_pending)
+        else:
+            self._refast()
 
     def _flush_pending(self):
         while self._pending and not self._paused_reading and not self._closing and self._protocol is not None:
@@ -317,30 +406,45 @@ class _TCPTransport(transports._FlowControlMixin, transports.Transport):
             if self._eof_pending and not self._paused_reading and not self._closing:
                 self._eof_pending = False
                 self._deliver_eof()
+        self._refast()
 
     # ---- WriteTransport ----
     def write(self, data):
+        # the hot path: bytes onto the loop's round of sends, which one
+        # ringline_conn_send_batch() call queues into C before the next poll
+        # (C submits only at the poll anyway, so nothing leaves later than
+        # with a call per write)
+        if type(data) is bytes and not self._closing:
+            n = len(data)
+            if n:
+                sq = self._rl._sq
+                if n >= _DIRECT_SEND:
+                    # big writes go to C at once: joining them into the
+                    # round's buffer would be one more copy of many bytes.
+                    # (Sending from the bytes object in place with
+                    # ringline_conn_send_ref was measured slower: a SENT
+                    # event per write, no coalescing in C.)
+                    rl = self._rl
+                    if sq:
+                        rl._flush()
+                    r = _conn_send(rl._p, self._id, data, n, 0)
+                    if r < 0:
+                        self._fatal(error(r), "write failed")
+                        return
+                else:
+                    sq.append(self._id)
+                    sq.append(data)
+                self._qbound += n
+                if self._qbound > self._high_water:
+                    self._maybe_pause_protocol()
+            return
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
         if self._closing or self._lost:
             return  # asyncio drops writes to a closing transport
-        if not data:
-            return
-        if type(data) is bytes:
-            n = len(data)
-            r = lib.ringline_conn_send(self._rl._p, self._id, data, n, 0)
-        else:
-            cd = ffi.from_buffer(data)
-            n = len(cd)
-            r = lib.ringline_conn_send(self._rl._p, self._id, cd, n, 0)
-        if r < 0:
-            self._fatal(error(r), "write failed")
-            return
-        # the queue holds at most what was measured last plus what was
-        # written since: ask C for the real size only past the high mark
-        self._qbound += n
-        if self._qbound > self._high_water:
-            self._maybe_pause_protocol()
+        data = bytes(data)  # the caller may reuse its buffer once write() returns
+        if data:
+            self.write(data)
 
     def writelines(self, list_of_data):
         self.write(b"".join(list_of_data))
@@ -357,7 +461,10 @@ class _TCPTransport(transports._FlowControlMixin, transports.Transport):
     def get_write_buffer_size(self):
         if self._lost:
             return 0
-        q = lib.ringline_conn_queued(self._rl._p, self._id)
+        rl = self._rl
+        if rl._sq:
+            rl._flush()
+        q = lib.ringline_conn_queued(rl._p, self._id)
         q = q if q > 0 else 0
         self._qbound = q
         return q
@@ -365,6 +472,8 @@ class _TCPTransport(transports._FlowControlMixin, transports.Transport):
     def write_eof(self):
         if self._closing:
             return
+        if self._rl._sq:
+            self._rl._flush()
         r = lib.ringline_conn_shutdown(self._rl._p, self._id)
         if r < 0 and r != _EBADF:
             raise error(r)
@@ -376,6 +485,9 @@ class _TCPTransport(transports._FlowControlMixin, transports.Transport):
         if self._closing:
             return
         self._closing = True
+        self._fast = False
+        if self._rl._sq:
+            self._rl._flush()  # close() sends what was written first
         r = lib.ringline_conn_close(self._rl._p, self._id)
         if r < 0 and not self._lost:
             self._on_closed(0)
@@ -388,6 +500,7 @@ class _TCPTransport(transports._FlowControlMixin, transports.Transport):
             return
         self._closing = True
         self._aborted = True
+        self._fast = False
         r = lib.ringline_conn_abort(self._rl._p, self._id)
         if r < 0:
             self._on_closed(0)
@@ -395,21 +508,39 @@ class _TCPTransport(transports._FlowControlMixin, transports.Transport):
     def get_extra_info(self, name, default=None):
         if name in self._extra:
             return self._extra[name]
-        if name == "peername":
-            ss = ffi.new("struct sockaddr_storage *")
-            ln = ffi.new("socklen_t *")
-            if lib.ringline_conn_peer(self._rl._p, self._id, ss, ln) < 0:
+        if name in ("peername", "sockname", "socket"):
+            s = self._socket()
+            if s is None:
+                if name == "peername":
+                    # a fixed-file connection: C can still name the peer
+                    ss = ffi.new("struct sockaddr_storage *")
+                    ln = ffi.new("socklen_t *")
+                    if lib.ringline_conn_peer(self._rl._p, self._id, ss, ln) < 0:
+                        return default
+                    v = _addr.from_ptr(ffi.cast("struct sockaddr *", ss), ln[0])
+                    self._extra[name] = v
+                    return v
                 return default
-            peer = _addr.from_ptr(ffi.cast("struct sockaddr *", ss), ln[0])
-            self._extra["peername"] = peer
-            return peer
-        if name == "socket":
-            peer = self.get_extra_info("peername")
-            s = _FakeSocket(_family_of(peer[0]) if peer else socket.AF_INET,
-                            self._extra.get("sockname"), peer)
-            self._extra["socket"] = s
-            return s
+            try:
+                v = (s if name == "socket" else
+                     s.getpeername() if name == "peername" else s.getsockname())
+            except OSError:
+                return default
+            self._extra[name] = v
+            return v
         return default
+
+    def _socket(self):
+        # asyncio hands out a TransportSocket over the real socket; here
+        # that is a dup of the loop's descriptor (the loop keeps its own and
+        # closes it; the dup dies with the transport), so options set and
+        # addresses asked through it are the connection's own
+        if self._sock is None and not self._lost and self._rl._p != _NULL:
+            fd = lib.ringline_conn_fd(self._rl._p, self._id)
+            if fd < 0:
+                return None
+            self._sock = trsock.TransportSocket(socket.socket(fileno=os.dup(fd)))
+        return self._sock
 
     def __del__(self, _warn=warnings.warn):
         if not getattr(self, "_lost", True) and not getattr(self, "_closing", True):
@@ -504,144 +635,46 @@ class _DatagramTransport(transports.DatagramTransport):
 # ---------------------------------------------------------------------------
 
 class _Listener:
-    """One C listener feeding a Server."""
+    """One C listener (an adopted listening socket) feeding an asyncio
+    base_events.Server: accepted connections become transports with the
+    server's protocol factory, wrapped in sslproto for ssl=."""
 
-    def __init__(self, server, lid, host, port):
-        self.server = server
+    def __init__(self, loop, lid, factory, sslcontext, server, hs_timeout, sd_timeout):
+        self.loop = loop
         self.id = lid
-        self.host = host
-        self.port = port
+        self.factory = factory
+        self.ssl = sslcontext
+        self.server = server
+        self.hs_timeout = hs_timeout
+        self.sd_timeout = sd_timeout
         self.closed = False
 
     def _on_accept(self, cid):
-        self.server._on_accept(cid, self)
-
-    def _on_closed(self, res):
-        self.closed = True
-        self.server._listener_closed(self)
-
-
-class Server(events.AbstractServer):
-    def __init__(self, loop, protocol_factory, listeners, backlog):
-        self._loop = loop
-        self._factory = protocol_factory
-        self._listeners = listeners
-        self._serving = False
-        self._serving_forever_fut = None
-        self._waiters = []
-        self._active = 0
-        self._pending = collections.deque()
-        self._closed = False
-        self._sockets = [
-            _FakeSocket(_family_of(li.host), (li.host, li.port) if ":" not in li.host
-                        else (li.host, li.port, 0, 0)) for li in listeners]
-
-    def __repr__(self):
-        return f"<ringline Server sockets={self.sockets!r}>"
-
-    def _attach(self):
-        self._active += 1
-
-    def _detach(self):
-        self._active -= 1
-        if self._active == 0 and self._closed:
-            self._wakeup()
-
-    def _wakeup(self):
-        ws, self._waiters = self._waiters, None
-        for w in ws or ():
-            if not w.done():
-                w.set_result(None)
-
-    def _on_accept(self, cid, listener):
-        loop = self._loop
-        tr = _TCPTransport(loop, cid, {"sockname": (listener.host, listener.port)})
+        loop = self.loop
+        tr = _TCPTransport(loop, cid)
         loop._objs[cid] = tr
-        if not self._serving:
-            self._pending.append(tr)
-            return
-        self._start_transport(tr)
-
-    def _start_transport(self, tr):
-        loop = self._loop
         try:
-            proto = self._factory()
+            proto = self.factory()
+            waiter = None
+            if self.ssl is not None:
+                waiter = loop.create_future()
+                proto = sslproto.SSLProtocol(loop, proto, self.ssl, waiter, True, None,
+                                             ssl_handshake_timeout=self.hs_timeout,
+                                             ssl_shutdown_timeout=self.sd_timeout)
+                waiter.add_done_callback(tr._handshake_done)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
             loop.call_exception_handler({"message": "protocol factory failed", "exception": exc})
             tr.abort()
             return
-        self._attach()
-        tr._server = self
+        if self.server is not None:
+            self.server._attach()
+            tr._server = self.server
         tr._start(proto)
 
-    def _listener_closed(self, li):
-        pass
-
-    def get_loop(self):
-        return self._loop
-
-    def is_serving(self):
-        return self._serving and not self._closed
-
-    @property
-    def sockets(self):
-        if self._closed:
-            return ()
-        return tuple(self._sockets)
-
-    def close(self):
-        if self._closed:
-            return
-        self._closed = True
-        self._serving = False
-        for li in self._listeners:
-            if not li.closed:
-                lib.ringline_listener_close(self._loop._p, li.id)
-        while self._pending:
-            self._pending.popleft().abort()
-        if self._serving_forever_fut is not None and not self._serving_forever_fut.done():
-            self._serving_forever_fut.cancel()
-            self._serving_forever_fut = None
-        if self._active == 0:
-            self._wakeup()
-
-    async def start_serving(self):
-        if self._closed:
-            raise RuntimeError(f"server {self!r} is closed")
-        self._serving = True
-        while self._pending:
-            self._start_transport(self._pending.popleft())
-
-    async def serve_forever(self):
-        if self._serving_forever_fut is not None:
-            raise RuntimeError(f"server {self!r} is already being awaited on serve_forever()")
-        if self._closed:
-            raise RuntimeError(f"server {self!r} is closed")
-        await self.start_serving()
-        self._serving_forever_fut = self._loop.create_future()
-        try:
-            await self._serving_forever_fut
-        except _aio.CancelledError:
-            try:
-                self.close()
-                await self.wait_closed()
-            finally:
-                raise
-        finally:
-            self._serving_forever_fut = None
-
-    async def wait_closed(self):
-        # like the running Python's asyncio: before 3.12 this returns once the
-        # server is closed; from 3.12 on it also waits for its connections
-        if self._waiters is None or self._active == 0 and self._closed:
-            return
-        if sys.version_info < (3, 12) and self._closed:
-            return
-        w = self._loop.create_future()
-        self._waiters.append(w)
-        await w
+    def _on_closed(self, res):
+        self.closed = True
 
 
 # ---------------------------------------------------------------------------
@@ -679,6 +712,10 @@ class RinglineEventLoop(base_events.BaseEventLoop):
         self._next_token = 1
         self._signal_handlers = {}
         self._sig_udp = None       # (ringline udp id, python socket)
+        self._listeners = {}       # listening socket fileno -> _Listener
+        self._sq = []              # this round's sends: id, bytes, id, bytes, ...
+        self._bcap = 0
+        self._bids = self._bends = self._bres = None
         self._rl_closed = False
 
     # ---- the C loop, created in the thread that first needs it ----
@@ -708,7 +745,81 @@ class RinglineEventLoop(base_events.BaseEventLoop):
         self._ring = pr[0]
         self._rl_owner = threading.get_ident()
         self._evs = ffi.new("ringline_event_t[]", batch)
+        if _poll_packed is not None:
+            self._nmeta = 3 * batch
+            self._meta = ffi.new("uint64_t[]", self._nmeta)
+            # payloads that do not fit come as NOCOPY events and are read
+            # in place (one copy): big ones (bulk) should, since packing
+            # them would copy them twice; small ones pack
+            self._pcap = _PACK_CAP
+            self._pbuf = ffi.new("uint8_t[]", self._pcap)
+            # plain memoryviews over both: reading them is Python indexing
+            # and slicing, no foreign call (ffi.unpack / ffi.buffer parse
+            # their arguments on every call)
+            self._mview = memoryview(ffi.buffer(self._meta)).cast("B").cast("Q")
+            self._pview = memoryview(ffi.buffer(self._pbuf))
         return self._p
+
+    # ---- the round's sends: transport.write() appends (id, bytes) ----
+    def _flush(self):
+        """Queue the round's sends into C, one call for all of them."""
+        sq = self._sq
+        p = self._p
+        if len(sq) == 2 and p != _NULL:
+            # the common round of one send (ping-pong): no batch to build
+            cid, d = sq
+            sq.clear()
+            r = _conn_send(p, cid, d, len(d), 0)
+            if r < 0:
+                self._send_failed(cid, r)
+            return
+        k = len(sq) >> 1
+        if not k or p == _NULL:
+            sq.clear()
+            return
+        if k == 1 or _send_batch is None:
+            fails = None
+            for j in range(0, 2 * k, 2):
+                d = sq[j + 1]
+                r = _conn_send(p, sq[j], d, len(d), 0)
+                if r < 0:
+                    if fails is None:
+                        fails = []
+                    fails.append((sq[j], r))
+            sq.clear()
+            if fails:
+                for cid, r in fails:
+                    self._send_failed(cid, r)
+            return
+        if k > self._bcap:
+            self._bcap = cap = max(k, 2 * self._bcap, 64)
+            self._bids = ffi.new("uint64_t[]", cap)
+            self._bends = ffi.new("uint64_t[]", cap)
+            self._bres = ffi.new("int64_t[]", cap)
+        ids = sq[0::2]
+        datas = sq[1::2]
+        sq.clear()
+        ends = []
+        e = 0
+        for d in datas:
+            e += len(d)
+            ends.append(e)
+        self._bids[0:k] = ids
+        self._bends[0:k] = ends
+        blob = b"".join(datas)
+        nf = _send_batch(p, self._bids, blob, self._bends, k, self._bres)
+        if nf:
+            if nf < 0:
+                raise error(nf)
+            res = _unpack(self._bres, k)
+            for j in range(k):
+                if res[j] < 0:
+                    self._send_failed(ids[j], res[j])
+
+    def _send_failed(self, cid, r):
+        o = self._objs.get(cid)
+        if o is not None and not o._closing:
+            o._fatal(error(r), "write failed")
 
     def _rl_poll(self, timeout_ns):
         p = self._p
@@ -716,60 +827,177 @@ class RinglineEventLoop(base_events.BaseEventLoop):
             if self._rl_closed:
                 return
             p = self._c()
+        if self._sq:
+            self._flush()
+        if _poll_packed is None:
+            return self._rl_poll_plain(p, timeout_ns)
+        n = _poll_packed(p, self._evs, self._nev, timeout_ns, self._meta, self._nmeta,
+                         self._pbuf, self._pcap)
+        if n <= 0:
+            if n == 0 or n == _EINTR:
+                return
+            raise error(n)
+        # the batch as Python ints (type, id, payload end) and one buffer
+        # holding every DATA payload, sliced (copied) per event: no cdata
+        # reads on the hot path
+        mv = self._mview
+        if n == 1 and mv[0] == _EV_DATA:
+            # one DATA event (ping-pong): no iteration machinery
+            o = self._objs.get(mv[1])
+            if o is not None:
+                d = bytes(self._pview[:mv[2]])
+                if o._fast:
+                    try:
+                        o._dr(d)
+                    except (SystemExit, KeyboardInterrupt):
+                        raise
+                    except BaseException as exc:
+                        o._fatal(exc, "protocol data_received() failed")
+                else:
+                    o._on_data_bytes(d)
+            return
+        m = mv[:3 * n].tolist()
+        # each DATA payload is copied once, out of the packed buffer
+        blob = self._pview
+        objs = self._objs
+        start = 0
+        i = -1
+        it = iter(m)
+        for t, cid, end in zip(it, it, it):
+            i += 1
+            if t == _EV_DATA:
+                o = objs.get(cid)
+                if o is None:
+                    start = end
+                    continue
+                d = bytes(blob[start:end])
+                start = end
+                if o._fast:
+                    try:
+                        o._dr(d)
+                    except (SystemExit, KeyboardInterrupt):
+                        raise
+                    except BaseException as exc:
+                        o._fatal(exc, "protocol data_received() failed")
+                else:
+                    o._on_data_bytes(d)
+            else:
+                self._rl_event(self._evs[i], t & ~_NOCOPY)
+
+    def _rl_poll_plain(self, p, timeout_ns):
         n = lib.ringline_loop_poll(p, self._evs, self._nev, timeout_ns)
         if n <= 0:
             if n == 0 or n == _EINTR:
                 return
             raise error(n)
         evs = self._evs
-        objs = self._objs
         for i in range(n):
             e = evs[i]
-            t = e.type
-            if t == _EV_DATA:
-                o = objs.get(e.id)
-                if o is not None:
-                    if o._buffered:
-                        o._on_data_ptr(e.data, e.len)
-                    else:
-                        o._on_data(_buffer(e.data, e.len)[:])
-            elif t == _EV_ACCEPTED:
-                li = objs.get(e.id2)
-                if li is None:
-                    lib.ringline_conn_abort(p, e.id)
+            self._rl_event(e, e.type)
+
+    def _rl_event(self, e, t):
+        """One event read from the cffi struct: everything but packed DATA."""
+        p = self._p
+        objs = self._objs
+        if t == _EV_DATA:
+            o = objs.get(e.id)
+            if o is not None:
+                if o._buffered:
+                    o._on_data_ptr(e.data, e.len)
                 else:
-                    li._on_accept(e.id)
-            elif t == _EV_EOF:
-                o = objs.get(e.id)
-                if o is not None:
-                    o._on_eof()
-            elif t == _EV_WRITABLE:
-                o = objs.get(e.id)
-                if o is not None:
-                    o._on_writable()
-            elif t == _EV_CLOSED:
-                o = objs.pop(e.id, None)
-                if o is not None:
-                    o._on_closed(e.res)
-            elif t == _EV_CONNECTED:
-                o = objs.get(e.id)
-                if o is not None:
-                    o._on_connected(e.res)
-            elif t == _EV_DATAGRAM:
-                o = objs.get(e.id)
-                if o is not None:
-                    o._on_datagram(_buffer(e.data, e.len)[:], _addr.from_ptr(e.addr, e.addrlen))
-            elif t == _EV_CQE:
-                f = self._raw.pop(e.tag, None)
-                if f is not None and not f.done():
-                    f.set_result(e.res)
-            elif t == _EV_ERROR:
-                o = objs.get(e.id)
-                self.call_exception_handler({"message": f"ringline loop error on {o!r}",
-                                             "exception": error(e.res)})
+                    o._on_data(_buffer(e.data, e.len)[:])
+        elif t == _EV_ACCEPTED:
+            li = objs.get(e.id2)
+            if li is None:
+                lib.ringline_conn_abort(p, e.id)
+            else:
+                li._on_accept(e.id)
+        elif t == _EV_EOF:
+            o = objs.get(e.id)
+            if o is not None:
+                o._on_eof()
+        elif t == _EV_WRITABLE:
+            o = objs.get(e.id)
+            if o is not None:
+                o._on_writable()
+        elif t == _EV_CLOSED:
+            o = objs.pop(e.id, None)
+            if o is not None:
+                o._on_closed(e.res)
+        elif t == _EV_CONNECTED:
+            o = objs.get(e.id)
+            if o is not None:
+                o._on_connected(e.res)
+        elif t == _EV_DATAGRAM:
+            o = objs.get(e.id)
+            if o is not None:
+                o._on_datagram(_buffer(e.data, e.len)[:], _addr.from_ptr(e.addr, e.addrlen))
+        elif t == _EV_CQE:
+            f = self._raw.pop(e.tag, None)
+            if f is not None and not f.done():
+                f.set_result(e.res)
+        elif t == _EV_ERROR:
+            o = objs.get(e.id)
+            if type(o) is _Listener and o.closed:
+                return  # the accept a stopped server's shutdown ended
+            self.call_exception_handler({"message": f"ringline loop error on {o!r}",
+                                         "exception": error(e.res)})
 
     def _process_events(self, event_list):
         pass
+
+    def _run_once(self):
+        # BaseEventLoop._run_once with the same order of work (drop
+        # cancelled timers, poll, move due timers to ready, run what was
+        # ready), minus what a ringline iteration does not need: the
+        # selector indirection, and the clock read when no timer is
+        # scheduled. Debug mode keeps asyncio's own (slow-callback warnings).
+        if self._debug:
+            return super()._run_once()
+        sched = self._scheduled
+        ready = self._ready
+        if sched:
+            n = len(sched)
+            if n > _MIN_SCHEDULED and self._timer_cancelled_count / n > _MIN_CANCELLED_FRACTION:
+                keep = []
+                for h in sched:
+                    if h._cancelled:
+                        h._scheduled = False
+                    else:
+                        keep.append(h)
+                heapq.heapify(keep)
+                self._scheduled = sched = keep
+                self._timer_cancelled_count = 0
+            else:
+                while sched and sched[0]._cancelled:
+                    self._timer_cancelled_count -= 1
+                    h = heapq.heappop(sched)
+                    h._scheduled = False
+        if ready or self._stopping:
+            timeout_ns = 0
+        elif sched:
+            t = sched[0]._when - self.time()
+            timeout_ns = 0 if t <= 0 else int(min(t, _MAX_SELECT) * 1e9)
+        else:
+            timeout_ns = -1
+        self._rl_poll(timeout_ns)
+        if sched:
+            end_time = self.time() + self._clock_resolution
+            while sched:
+                h = sched[0]
+                if h._when >= end_time:
+                    break
+                h = heapq.heappop(sched)
+                h._scheduled = False
+                ready.append(h)
+        ntodo = len(ready)
+        popleft = ready.popleft
+        while ntodo:
+            ntodo -= 1
+            h = popleft()
+            if not h._cancelled:
+                h._run()
+        h = None  # break cycles when an exception occurs
 
     def _write_to_self(self):
         p = self._p
@@ -802,6 +1030,8 @@ class RinglineEventLoop(base_events.BaseEventLoop):
             if isinstance(o, (_TCPTransport, _DatagramTransport)) and not o._lost:
                 o._lost = True
         self._objs.clear()
+        self._listeners.clear()
+        self._sq.clear()
         if self._sig_udp is not None:
             self._sig_udp[1].close()
             self._sig_udp = None
@@ -825,17 +1055,79 @@ class RinglineEventLoop(base_events.BaseEventLoop):
     def remove_writer(self, fd):
         _unsupported("remove_writer()", "see add_writer()")
 
-    def _make_socket_transport(self, *a, **kw):
-        _unsupported("adopting an existing socket", "libringline has no call to take over an fd yet")
+    # ---- adopting sockets: what BaseEventLoop's own create_connection(sock=,
+    # local_addr=, ssl=), create_server, connect_accepted_socket and
+    # start_tls build on ----
+    def _adopt_conn(self, sock, extra=None):
+        """A connected stream socket (TCP or AF_UNIX) becomes a C connection.
+        C gets a dup of the descriptor; the Python socket stays with the
+        transport (get_extra_info('socket')) and is closed with it, as in
+        asyncio's own transports."""
+        p = self._c()
+        fd = os.dup(sock.fileno())
+        out = ffi.new("ringline_id_t *")
+        r = lib.ringline_conn_adopt(p, fd, out)
+        if r < 0:
+            os.close(fd)
+            raise error(r)
+        tr = _TCPTransport(self, out[0], extra)
+        tr._sock = trsock.TransportSocket(sock)
+        self._objs[out[0]] = tr
+        return tr
 
-    def _make_ssl_transport(self, *a, **kw):
-        _unsupported("TLS", "ringline's asyncio loop has no TLS yet")
+    def _make_socket_transport(self, sock, protocol, waiter=None, *, extra=None, server=None):
+        tr = self._adopt_conn(sock, extra)
+        if server is not None:
+            server._attach()
+            tr._server = server
+        tr._start(protocol, waiter)
+        return tr
 
-    def _make_datagram_transport(self, *a, **kw):
-        _unsupported("adopting an existing UDP socket", "libringline has no call to take over an fd yet")
+    def _make_ssl_transport(self, rawsock, protocol, sslcontext, waiter=None, *, server_side=False,
+                            server_hostname=None, extra=None, server=None, ssl_handshake_timeout=None,
+                            ssl_shutdown_timeout=None, call_connection_made=True):
+        # asyncio's TLS state machine (sslproto) over a ringline transport
+        sp = sslproto.SSLProtocol(self, protocol, sslcontext, waiter, server_side, server_hostname,
+                                  ssl_handshake_timeout=ssl_handshake_timeout,
+                                  ssl_shutdown_timeout=ssl_shutdown_timeout,
+                                  call_connection_made=call_connection_made)
+        self._make_socket_transport(rawsock, sp, extra=extra, server=server)
+        return sp._app_transport
+
+    def _start_serving(self, protocol_factory, sock, sslcontext=None, server=None, backlog=100,
+                       ssl_handshake_timeout=None, ssl_shutdown_timeout=None):
+        """asyncio's Server calls this per listening socket: C takes a dup
+        of it and accepts with a multishot accept (the Python socket stays
+        in Server.sockets and is closed by _stop_serving)."""
+        p = self._c()
+        fd = os.dup(sock.fileno())
+        out = ffi.new("ringline_id_t *")
+        r = lib.ringline_listener_adopt(p, fd, out)
+        if r < 0:
+            os.close(fd)
+            raise error(r)
+        li = _Listener(self, out[0], protocol_factory, sslcontext, server,
+                       ssl_handshake_timeout, ssl_shutdown_timeout)
+        self._objs[li.id] = li
+        self._listeners[sock.fileno()] = li
+
+    def _stop_serving(self, sock):
+        li = self._listeners.pop(sock.fileno(), None)
+        if li is not None and not li.closed and self._p != _NULL:
+            li.closed = True
+            lib.ringline_listener_close(self._p, li.id)
+            # C lets go of its descriptor once the accept's cancel completed;
+            # asyncio's close() stops listening at once: shutting the socket
+            # down does that (new connections are refused from here on)
+            try:
+                sock.shutdown(socket.SHUT_RD)
+            except OSError:
+                pass
+        sock.close()
 
     def _make_read_pipe_transport(self, *a, **kw):
-        _unsupported("pipes", "ringline's asyncio loop has no pipe transports")
+        _unsupported("pipes", "ringline's asyncio loop has no pipe transports; use "
+                     "run_in_executor with blocking reads/writes, or a socketpair with open_unix_connection(sock=)")
 
     _make_write_pipe_transport = _make_read_pipe_transport
 
@@ -843,14 +1135,88 @@ class RinglineEventLoop(base_events.BaseEventLoop):
         _unsupported("subprocesses", "ringline's asyncio loop has no child watcher; use "
                      "run_in_executor with subprocess.run")
 
-    async def create_unix_connection(self, *a, **kw):
-        _unsupported("Unix sockets", "libringline speaks TCP and UDP")
+    async def create_unix_connection(self, protocol_factory, path=None, *, ssl=None, sock=None,
+                                     server_hostname=None, ssl_handshake_timeout=None,
+                                     ssl_shutdown_timeout=None):
+        # as asyncio's unix_events: connect with sock_connect (a poll on the
+        # ring), then the transport adopts the socket
+        if server_hostname is not None and not ssl:
+            raise ValueError("server_hostname is only meaningful with ssl")
+        if ssl and server_hostname is None:
+            raise ValueError("you have to pass server_hostname when using ssl")
+        if ssl_handshake_timeout is not None and not ssl:
+            raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
+        if ssl_shutdown_timeout is not None and not ssl:
+            raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+        if path is not None:
+            if sock is not None:
+                raise ValueError("path and sock can not be specified at the same time")
+            path = os.fspath(path)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0)
+            try:
+                sock.setblocking(False)
+                await self.sock_connect(sock, path)
+            except BaseException:
+                sock.close()
+                raise
+        else:
+            if sock is None:
+                raise ValueError("no path and sock were specified")
+            if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
+                raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
+            sock.setblocking(False)
+        return await self._create_connection_transport(
+            sock, protocol_factory, ssl, server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout, ssl_shutdown_timeout=ssl_shutdown_timeout)
 
-    async def create_unix_server(self, *a, **kw):
-        _unsupported("Unix sockets", "libringline speaks TCP and UDP")
-
-    async def connect_accepted_socket(self, *a, **kw):
-        _unsupported("connect_accepted_socket()", "libringline has no call to take over an fd yet")
+    async def create_unix_server(self, protocol_factory, path=None, *, sock=None, backlog=100, ssl=None,
+                                 ssl_handshake_timeout=None, ssl_shutdown_timeout=None,
+                                 start_serving=True, **kw):
+        if kw:  # cleanup_socket (3.13) and later additions
+            if set(kw) - {"cleanup_socket"}:
+                raise TypeError(f"unexpected arguments {sorted(kw)}")
+        if isinstance(ssl, bool):
+            raise TypeError("ssl argument must be an SSLContext or None")
+        if ssl_handshake_timeout is not None and not ssl:
+            raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
+        if ssl_shutdown_timeout is not None and not ssl:
+            raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+        if path is not None:
+            if sock is not None:
+                raise ValueError("path and sock can not be specified at the same time")
+            path = os.fspath(path)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            if path[0] not in (0, "\x00"):
+                # a stale socket file from an earlier run: asyncio removes it too
+                try:
+                    if stat.S_ISSOCK(os.stat(path).st_mode):
+                        os.remove(path)
+                except FileNotFoundError:
+                    pass
+                except OSError:
+                    pass
+            try:
+                sock.bind(path)
+            except OSError as exc:
+                sock.close()
+                if exc.errno == errno.EADDRINUSE:
+                    raise OSError(errno.EADDRINUSE, f"Address {path!r} is already in use") from None
+                raise
+            except BaseException:
+                sock.close()
+                raise
+        else:
+            if sock is None:
+                raise ValueError("path was not specified, and no sock specified")
+            if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
+                raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
+        sock.setblocking(False)
+        server = base_events.Server(self, [sock], protocol_factory, ssl, backlog,
+                                    ssl_handshake_timeout, ssl_shutdown_timeout)
+        if start_serving:
+            server._start_serving()
+            await _aio.sleep(0)
+        return server
 
     # ---- TCP ----
     async def _resolve(self, host, port, family=0, type=socket.SOCK_STREAM, flags=0):
@@ -871,16 +1237,20 @@ class RinglineEventLoop(base_events.BaseEventLoop):
                                 proto=0, flags=0, sock=None, local_addr=None, server_hostname=None,
                                 ssl_handshake_timeout=None, ssl_shutdown_timeout=None,
                                 happy_eyeballs_delay=None, interleave=None, all_errors=False):
-        if ssl:
-            _unsupported("TLS (ssl=)", "ringline's asyncio loop has no TLS yet")
-        if server_hostname is not None:
-            raise ValueError("server_hostname is only meaningful with ssl")
-        if sock is not None:
-            if host is not None or port is not None:
-                raise ValueError("host/port and sock can not be specified at the same time")
-            _unsupported("create_connection(sock=)", "libringline has no call to take over an fd yet")
-        if local_addr is not None:
-            _unsupported("local_addr", "libringline's connect does not bind first")
+        if ssl or sock is not None or local_addr is not None or happy_eyeballs_delay is not None \
+                or server_hostname is not None or ssl_handshake_timeout is not None \
+                or ssl_shutdown_timeout is not None:
+            # asyncio's own implementation: sock_connect (a poll on the ring)
+            # on a socket it made and bound, then _make_ssl_transport /
+            # _make_socket_transport adopt it into C
+            kw = {}
+            if all_errors:
+                kw["all_errors"] = all_errors
+            return await super().create_connection(
+                protocol_factory, host, port, ssl=ssl, family=family, proto=proto, flags=flags,
+                sock=sock, local_addr=local_addr, server_hostname=server_hostname,
+                ssl_handshake_timeout=ssl_handshake_timeout, ssl_shutdown_timeout=ssl_shutdown_timeout,
+                happy_eyeballs_delay=happy_eyeballs_delay, interleave=interleave, **kw)
         if host is None or port is None:
             raise ValueError("host and port was not specified and no sock specified")
         port = _addr.check_port(int(port) if isinstance(port, str) else port)
@@ -929,63 +1299,21 @@ class RinglineEventLoop(base_events.BaseEventLoop):
             raise ExceptionGroup("create_connection failed", errors)
         raise OSError("no address")
 
-    async def create_server(self, protocol_factory, host=None, port=None, *, family=socket.AF_UNSPEC,
-                            flags=socket.AI_PASSIVE, sock=None, backlog=100, ssl=None, reuse_address=None,
-                            reuse_port=None, ssl_handshake_timeout=None, ssl_shutdown_timeout=None,
-                            start_serving=True):
-        if isinstance(ssl, bool):
-            raise TypeError("ssl argument must be an SSLContext or None")
-        if ssl is not None:
-            _unsupported("TLS (ssl=)", "ringline's asyncio loop has no TLS yet")
-        if sock is not None:
-            _unsupported("create_server(sock=)", "libringline has no call to take over a listening fd yet")
-        if port is None:
-            port = 0
-        port = _addr.check_port(int(port) if isinstance(port, str) else port)
-        p = self._c()
-        if host is None or host == "":
-            hosts = ["0.0.0.0"]
-        elif isinstance(host, str):
-            hosts = await self._resolve(host, port, family, flags=flags)
-        else:
-            hosts = []
-            for h in host:
-                for a in await self._resolve(h, port, family, flags=flags):
-                    if a not in hosts:
-                        hosts.append(a)
-        listeners = []
-        try:
-            for h in hosts:
-                out = ffi.new("ringline_id_t *")
-                check(lib.ringline_listen(p, h.encode(), port, backlog,
-                                          lib.RINGLINE_LISTEN_REUSEPORT if reuse_port else 0, out),
-                      f"{h}:{port}")
-                lp = check(lib.ringline_listener_port(p, out[0]))
-                li = _Listener(None, out[0], h, lp)
-                self._objs[li.id] = li
-                listeners.append(li)
-                if port == 0:
-                    port = lp  # every address on the same port
-        except BaseException:
-            for li in listeners:
-                lib.ringline_listener_close(p, li.id)
-            raise
-        server = Server(self, protocol_factory, listeners, backlog)
-        for li in listeners:
-            li.server = server
-        if start_serving:
-            await server.start_serving()
-            await _aio.sleep(0)
-        return server
+    # create_server is BaseEventLoop's own (sockets made, bound and listened
+    # in Python, real Server.sockets, ssl=, sock=, reuse_port=, ...); serving
+    # them is _start_serving above: C adopts each and accepts with a
+    # multishot accept.
 
     # ---- UDP ----
     async def create_datagram_endpoint(self, protocol_factory, local_addr=None, remote_addr=None, *,
                                        family=0, proto=0, flags=0, reuse_address=None, reuse_port=None,
                                        allow_broadcast=None, sock=None):
         if sock is not None:
-            _unsupported("create_datagram_endpoint(sock=)", "libringline has no call to take over an fd yet")
+            _unsupported("create_datagram_endpoint(sock=)", "libringline adopts stream sockets only; "
+                         "use local_addr= / remote_addr=")
         if family == socket.AF_UNIX:
-            _unsupported("Unix datagram sockets", "libringline speaks TCP and UDP")
+            _unsupported("Unix datagram sockets", "libringline's datagram sockets are UDP; "
+                         "use create_unix_connection / create_unix_server (stream)")
         p = self._c()
         remote = None
         if remote_addr is not None:

@@ -1,5 +1,6 @@
 """asyncio on ringline: unmodified asyncio code on RinglineEventLoop."""
 import asyncio
+import errno
 import os
 import signal
 import socket
@@ -359,26 +360,40 @@ def test_connection_errors():
 def test_unsupported_raise_clear_errors():
     async def main():
         loop = asyncio.get_running_loop()
-        with pytest.raises(NotImplementedError, match="add_reader"):
+        with pytest.raises(NotImplementedError, match="add_reader.*sock_"):
             loop.add_reader(0, print)
-        with pytest.raises(NotImplementedError):
+        with pytest.raises(NotImplementedError, match="add_writer"):
             loop.add_writer(0, print)
         with pytest.raises(NotImplementedError):
             loop.remove_reader(0)
-        with pytest.raises(NotImplementedError, match="TLS"):
-            await loop.create_connection(asyncio.Protocol, "127.0.0.1", 1, ssl=True)
-        with pytest.raises(NotImplementedError):
-            await loop.create_server(asyncio.Protocol, sock=socket.socket())
-        with pytest.raises(NotImplementedError):
-            await loop.create_unix_server(asyncio.Protocol, "/tmp/x")
-        with pytest.raises(NotImplementedError):
+        with pytest.raises(NotImplementedError, match="run_in_executor"):
             await asyncio.create_subprocess_exec("true")
+        r, w = os.pipe()
+        try:
+            with pytest.raises(NotImplementedError, match="pipes"):
+                await loop.connect_read_pipe(asyncio.Protocol, os.fdopen(r, "rb", closefd=False))
+        finally:
+            os.close(r)
+            os.close(w)
         with pytest.raises(ValueError):
             await loop.create_connection(asyncio.Protocol)
-        with pytest.raises((TypeError, ValueError)):
+        with pytest.raises(ValueError, match="server_hostname"):
+            await loop.create_connection(asyncio.Protocol, "127.0.0.1", 1, server_hostname="x")
+        with pytest.raises(ValueError, match="ssl_handshake_timeout"):
+            await loop.create_connection(asyncio.Protocol, "127.0.0.1", 1, ssl_handshake_timeout=1)
+        with pytest.raises(OSError):
             await loop.create_server(asyncio.Protocol, "127.0.0.1", "not a port")
-        with pytest.raises(ValueError):
+        with pytest.raises((OverflowError, OSError)):
             await loop.create_server(asyncio.Protocol, "127.0.0.1", 70000)
+        # a socket C cannot take: refused with the kernel's reason, and the
+        # caller's socket is left alone
+        u = socket.socket(socket.AF_INET, socket.SOCK_STREAM)   # not connected
+        u.setblocking(False)
+        with pytest.raises(OSError) as ei:
+            await loop.create_connection(asyncio.Protocol, sock=u)
+        assert ei.value.errno == errno.ENOTCONN
+        assert u.fileno() >= 0
+        u.close()
     run(main())
 
 
@@ -404,3 +419,127 @@ def test_loop_closed_and_reuse():
     with pytest.raises(RuntimeError):
         loop.run_until_complete(coro)
     coro.close()
+
+
+def test_unix_sockets_streams_and_protocols(tmp_path):
+    path = str(tmp_path / "echo.sock")
+
+    async def handler(r, w):
+        while data := await r.read(65536):
+            w.write(data)
+            await w.drain()
+        w.close()
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        # a stale socket file from an earlier server is replaced, as asyncio does
+        stale = socket.socket(socket.AF_UNIX)
+        stale.bind(path)
+        stale.close()
+        server = await asyncio.start_unix_server(handler, path)
+        assert server.sockets[0].family == socket.AF_UNIX
+        assert server.sockets[0].getsockname() == path
+        r, w = await asyncio.open_unix_connection(path)
+        assert w.get_extra_info("peername") == path
+        assert w.get_extra_info("socket").family == socket.AF_UNIX
+        payload = os.urandom(300_000)
+        w.write(payload)
+        await w.drain()
+        assert await r.readexactly(len(payload)) == payload
+        w.write_eof()
+        assert await r.read() == b""
+        w.close()
+        await w.wait_closed()
+        # Protocol API, and a plain socket client (kernel peer) against it
+        tr, _ = await loop.create_unix_connection(Echo, path)   # client side echoes too
+        tr.close()
+        c = socket.socket(socket.AF_UNIX)
+        c.setblocking(False)
+        await loop.sock_connect(c, path)
+        await loop.sock_sendall(c, b"ping")
+        assert await loop.sock_recv(c, 10) == b"ping"
+        c.close()
+        server.close()
+        await server.wait_closed()
+        with pytest.raises(OSError):
+            await asyncio.open_unix_connection(str(tmp_path / "nobody.sock"))
+        # sock= for the unix calls
+        ls = socket.socket(socket.AF_UNIX)
+        ls.bind(str(tmp_path / "s2.sock"))
+        server = await loop.create_unix_server(Echo, sock=ls)
+        cs = socket.socket(socket.AF_UNIX)
+        cs.connect(str(tmp_path / "s2.sock"))
+        r, w = await asyncio.open_unix_connection(sock=cs)
+        w.write(b"abc")
+        assert await r.readexactly(3) == b"abc"
+        w.close()
+        server.close()
+        await server.wait_closed()
+        with pytest.raises(ValueError):
+            await loop.create_unix_server(Echo, sock=socket.socket())
+    run(main())
+
+
+def test_adopted_sockets_local_addr_and_extra_info():
+    async def main():
+        loop = asyncio.get_running_loop()
+        # create_server(sock=): a socket the application bound itself
+        ls = socket.socket()
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind(("127.0.0.1", 0))
+        port = ls.getsockname()[1]
+        server = await loop.create_server(Echo, sock=ls)
+        assert server.sockets[0].getsockname() == ("127.0.0.1", port)
+
+        # create_connection(sock=) on a socket connected elsewhere
+        cs = socket.create_connection(("127.0.0.1", port))
+        r, w = await asyncio.open_connection(sock=cs)
+        w.write(b"hello")
+        assert await r.readexactly(5) == b"hello"
+        s = w.get_extra_info("socket")
+        assert s.getsockname() == w.get_extra_info("sockname") == cs.getsockname()
+        assert w.get_extra_info("peername") == ("127.0.0.1", port)
+        # options set through it are the connection's own
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        assert s.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        w.close()
+        await w.wait_closed()
+
+        # local_addr: the connection leaves from the port asked for
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        lport = probe.getsockname()[1]
+        probe.close()
+        tr, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port,
+                                             local_addr=("127.0.0.1", lport))
+        assert tr.get_extra_info("sockname") == ("127.0.0.1", lport)
+        tr.close()
+
+        # the plain C connect path also answers sockname / socket
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        sn = w.get_extra_info("sockname")
+        assert sn[0] == "127.0.0.1" and sn[1] > 0
+        assert w.get_extra_info("socket").getpeername() == ("127.0.0.1", port)
+        w.close()
+        await w.wait_closed()
+
+        # connect_accepted_socket: a socket accepted outside the loop
+        ext = socket.socket()
+        ext.bind(("127.0.0.1", 0))
+        ext.listen()
+        c = socket.socket()
+        c.setblocking(False)
+        await loop.sock_connect(c, ext.getsockname())
+        acc, _ = ext.accept()
+        tr, _ = await loop.connect_accepted_socket(Echo, acc)
+        await loop.sock_sendall(c, b"xyz")
+        assert await loop.sock_recv(c, 10) == b"xyz"
+        tr.close()
+        c.close()
+        ext.close()
+        server.close()
+        await server.wait_closed()
+        # the listening socket is closed: connecting fails
+        with pytest.raises(OSError):
+            await asyncio.open_connection("127.0.0.1", port)
+    run(main())

@@ -221,9 +221,27 @@ def test_native_api_bad_input():
             (lambda: c.set_framer(99), ValueError),
             (lambda: c.set_framer("x"), TypeError),
             (lambda: c.set_framer(1, -1), ValueError),
+            (lambda: c.send(123), TypeError),
+            (lambda: c.send(None), TypeError),
+            (lambda: c.writelines(b"bytes, not an iterable of pieces"), TypeError),
+            (lambda: c.on_data(5), TypeError),
+            (lambda: server.on_data(None), TypeError),
+            (lambda: server.on_data("fn"), TypeError),
         ]:
             with pytest.raises(exc):
                 call()
+        # a send of a buffer the caller then changes: the copy was taken
+        ba = bytearray(b"abc")
+        s.send(ba)
+        ba[:] = b"xyz"
+        assert await c.recv_exact(3) == b"abc"
+        # handing a connection a task is receiving on to a callback
+        t = ringline.spawn(s.recv())
+        await ringline.sleep(0)
+        with pytest.raises(RuntimeError):
+            s.on_data(lambda conn, data: None)
+        t.cancel()
+        await ringline.sleep(0)
         # two tasks receiving on one connection
         t = ringline.spawn(s.recv())
         await ringline.sleep(0)

@@ -76,36 +76,11 @@ int ringline_listener_adopt(ringline_loop_t *loop, int fd, ringline_id_t *out)
         return -EINVAL; /* listen() was not called on it */
     if (loop->stopping)
         return -ESHUTDOWN;
-    uint32_t idx = 0;
-    while (idx < 64 && loop->listeners[idx].used)
-        idx++;
-    if (idx == 64)
-        return -ENFILE;
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    memset(&ss, 0, sizeof ss);
-    if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
-        return -errno;
-    struct rl_listener *s = &loop->listeners[idx];
-    uint32_t gen = (s->gen + 1) & 0xFFFFFF;
-    memset(s, 0, sizeof *s);
-    s->gen = gen ? gen : 1;
-    s->used = true;
-    s->fd = fd;
-    /* ringline_listener_port answers 0 for families without ports */
-    if (ss.ss_family == AF_INET)
-        s->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    else if (ss.ss_family == AF_INET6)
-        s->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    /* arms the multishot accept the way a fresh listener is armed (with
-     * nothing in flight, the rearm path is exactly the first arm) */
-    rl_listener_rearm(loop, idx);
-    if (!s->accept_armed) {
-        s->used = false; /* the caller keeps the fd */
-        return -EBUSY;
-    }
-    *out = RL_ID(RL_K_LISTENER, s->gen, idx);
-    return 0;
+    int idx = rl_listener_free_slot(loop);
+    if (idx < 0)
+        return idx;
+    return rl_listener_install(loop, (uint32_t)idx, fd, out); /* the caller
+                                                    keeps fd on failure */
 }
 
 int ringline_conn_sockname(ringline_loop_t *loop, ringline_id_t id,

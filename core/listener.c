@@ -177,6 +177,46 @@ void rl_listener_on_accept(ringline_loop_t *l, uint32_t idx,
     }
 }
 
+/* A free listener slot's index, or -ENFILE: 64 listeners per loop. */
+int rl_listener_free_slot(ringline_loop_t *l)
+{
+    for (uint32_t idx = 0; idx < 64; idx++)
+        if (!l->listeners[idx].used)
+            return (int)idx;
+    return -ENFILE;
+}
+
+/* Puts listening socket fd into slot idx (a new generation) and arms its
+ * multishot accept; shared by ringline_listen and ringline_listener_adopt.
+ * On failure the slot is free again and the caller still owns fd. */
+int rl_listener_install(ringline_loop_t *l, uint32_t idx, int fd,
+                        ringline_id_t *out)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    memset(&ss, 0, sizeof ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+        return -errno;
+    struct rl_listener *s = &l->listeners[idx];
+    uint32_t gen = (s->gen + 1) & 0xFFFFFF;
+    memset(s, 0, sizeof *s);
+    s->gen = gen ? gen : 1;
+    s->used = true;
+    s->fd = fd;
+    /* ringline_listener_port answers 0 for families without ports */
+    if (ss.ss_family == AF_INET)
+        s->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    else if (ss.ss_family == AF_INET6)
+        s->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    rl_listener_arm(l, idx);
+    if (!s->accept_armed) {
+        s->used = false;
+        return -EBUSY;
+    }
+    *out = RL_ID(RL_K_LISTENER, s->gen, idx);
+    return 0;
+}
+
 int ringline_listen(ringline_loop_t *loop, const char *host, uint16_t port,
                     int backlog, unsigned flags, ringline_id_t *out)
 {
@@ -185,11 +225,9 @@ int ringline_listen(ringline_loop_t *loop, const char *host, uint16_t port,
         return -EINVAL;
     if (loop->stopping)
         return -ESHUTDOWN;
-    uint32_t idx = 0;
-    while (idx < 64 && loop->listeners[idx].used)
-        idx++;
-    if (idx == 64)
-        return -ENFILE;
+    int idx = rl_listener_free_slot(loop);
+    if (idx < 0)
+        return idx;
     struct sockaddr_storage ss;
     socklen_t len;
     int ret = rl_resolve(host, port, &ss, &len);
@@ -209,24 +247,10 @@ int ringline_listen(ringline_loop_t *loop, const char *host, uint16_t port,
         goto fail;
     if (listen(fd, backlog > 0 ? backlog : 4096) < 0)
         goto fail;
-    socklen_t sl = sizeof ss;
-    getsockname(fd, (struct sockaddr *)&ss, &sl);
-    struct rl_listener *s = &loop->listeners[idx];
-    uint32_t gen = (s->gen + 1) & 0xFFFFFF;
-    memset(s, 0, sizeof *s);
-    s->gen = gen ? gen : 1;
-    s->used = true;
-    s->fd = fd;
-    s->port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
-                                            : ((struct sockaddr_in6 *)&ss)->sin6_port);
-    rl_listener_arm(loop, idx);
-    if (!s->accept_armed) {
-        s->used = false;
+    ret = rl_listener_install(loop, (uint32_t)idx, fd, out);
+    if (ret < 0)
         close(fd);
-        return -EBUSY;
-    }
-    *out = RL_ID(RL_K_LISTENER, s->gen, idx);
-    return 0;
+    return ret;
 fail:
     ret = -errno;
     close(fd);

@@ -22,7 +22,8 @@ uint64_t ringline_now_ns(void)
 
 /* ---- small growable arrays ---- */
 
-static int rl_grow(void **arr, unsigned *cap, size_t elem, unsigned need)
+/* grows *arr to hold need elements, doubling */
+int rl_grow(void **arr, unsigned *cap, size_t elem, unsigned need)
 {
     if (need <= *cap)
         return 0;

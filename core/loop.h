@@ -358,6 +358,10 @@ RL_HIDDEN void rl_udp_on_recv(ringline_loop_t *l, uint32_t idx,
                               const ringline_cqe_t *cqe);
 RL_HIDDEN void rl_udp_on_send(ringline_loop_t *l, uint32_t idx,
                               const ringline_cqe_t *cqe);
+RL_HIDDEN int rl_listener_free_slot(ringline_loop_t *l);
+RL_HIDDEN int rl_listener_install(ringline_loop_t *l, uint32_t idx, int fd,
+                                  ringline_id_t *out);
+RL_HIDDEN int rl_grow(void **arr, unsigned *cap, size_t elem, unsigned need);
 RL_HIDDEN void rl_udp_settle(ringline_loop_t *l);
 RL_HIDDEN void rl_udp_unstash(ringline_loop_t *l);
 RL_HIDDEN void rl_udps_close_all(ringline_loop_t *l);

@@ -57,21 +57,6 @@ struct rl_udp_pool {
     unsigned fifo_head, fifo_n, fifo_cap;
 };
 
-static int rl_udp_grow(void **arr, unsigned *cap, size_t elem, unsigned need)
-{
-    if (need <= *cap)
-        return 0;
-    unsigned ncap = *cap ? *cap * 2 : 64;
-    while (ncap < need)
-        ncap *= 2;
-    void *n = realloc(*arr, (size_t)ncap * elem);
-    if (!n)
-        return -ENOMEM;
-    *arr = n;
-    *cap = ncap;
-    return 0;
-}
-
 /* The pool, made at the first bind; NULL only when out of memory. */
 static struct rl_udp_pool *rl_udp_pool(ringline_loop_t *l)
 {
@@ -114,7 +99,7 @@ static void rl_udp_give_back(ringline_loop_t *l, uint16_t bid)
 static void rl_udp_hold(ringline_loop_t *l, uint16_t bid)
 {
     struct rl_udp_pool *p = l->udp_pool;
-    if (rl_udp_grow((void **)&p->held, &p->held_cap, sizeof *p->held,
+    if (rl_grow((void **)&p->held, &p->held_cap, sizeof *p->held,
                     p->held_n + 1) < 0) {
         /* cannot remember it: the script's bytes may be overwritten by a
          * later datagram, but the buffer is not leaked (memory
@@ -306,7 +291,7 @@ static void rl_udp_stash(ringline_loop_t *l, uint32_t idx, uint16_t bid,
         memmove(p->fifo, p->fifo + p->fifo_head, p->fifo_n * sizeof *p->fifo);
         p->fifo_head = 0;
     }
-    if (rl_udp_grow((void **)&p->fifo, &p->fifo_cap, sizeof *p->fifo,
+    if (rl_grow((void **)&p->fifo, &p->fifo_cap, sizeof *p->fifo,
                     p->fifo_head + p->fifo_n + 1) < 0) {
         /* memory exhaustion: the datagram is lost, but said so */
         rl_udp_give_back(l, bid);

@@ -240,7 +240,10 @@ export PATH=/bin:/sbin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
-mount -t tmpfs tmp /tmp
+# no tmpfs over /tmp: the initramfs root is already writable memory, and
+# files copied in under their host paths (a build tree in /tmp, say) must
+# stay visible
+mkdir -p /tmp
 echo "RLVM-BOOTED \$(uname -r) cpus=\$(grep -c ^processor /proc/cpuinfo)"
 for m in \$(cat /modules.order); do
     insmod /lib/modules/\$m 2>/tmp/insmod.err || {

@@ -44,6 +44,7 @@ echo
 echo "== 2. side by side, 64 connections x 64 B (quick run; full: make bench, BENCHMARKS.md)"
 # the short version: ringline's C, Lua and Python servers against
 # the lean baselines, luv and uvloop, on one shape
-bash "$REPO/bench/run.sh" "$B" --quick --no-idle --shapes c64_64B_d1 \
+# into the build tree: bench/results/ holds the recorded full run
+bash "$REPO/bench/run.sh" "$B" --quick --no-idle --shapes c64_64B_d1 --out "$B/demo-bench" \
     --only ringline_c,uring_baseline,epoll_baseline,ringline_lua,luv,ringline_py,ringline_asyncio,uvloop >/dev/null
-cat "$REPO/bench/results/latest.md"
+cat "$B/demo-bench/latest.md"

@@ -671,11 +671,12 @@ int ringline_loop_destroy(ringline_loop_t *loop)
     free(l->data_conns);
     free(l->defer_free);
     free(l->pending);
-    while (l->chunk_cache) {
-        struct rl_chunk *n = l->chunk_cache->next;
-        free(l->chunk_cache);
-        l->chunk_cache = n;
-    }
+    for (int cls = 0; cls < 2; cls++)
+        while (l->chunk_cache[cls]) {
+            struct rl_chunk *n = l->chunk_cache[cls]->next;
+            free(l->chunk_cache[cls]);
+            l->chunk_cache[cls] = n;
+        }
     rl_handle_free(l, sizeof *l);
     return ret;
 }

@@ -265,8 +265,11 @@ struct ringline_loop {
     bool sig_armed;
     uint8_t sig_buf[128];
 
-    struct rl_chunk *chunk_cache; /* header-only chunks for reuse */
-    unsigned chunk_cache_n;
+    /* chunks for reuse, by class: [0] header-only (REF/PBUF), [1] owned
+     * with the minimum 4 KiB of room — a small send into an empty queue
+     * would otherwise malloc and free one per message */
+    struct rl_chunk *chunk_cache[2];
+    unsigned chunk_cache_n[2];
 
     ringline_stats_t stats;
 };

@@ -14,15 +14,24 @@
 #include "loop.h"
 
 #define RL_CHUNK_MIN_CAP 4096
-#define RL_CHUNK_CACHE_MAX 1024
+/* at most 1024 header-only chunks (48 KiB) and 256 small ones (1 MiB)
+ * wait for reuse */
+static const unsigned rl_chunk_cache_max[2] = {1024, 256};
+
+/* the cache class of a chunk of this capacity, or -1: not cached */
+static inline int rl_chunk_class(size_t cap)
+{
+    return cap == 0 ? 0 : cap == RL_CHUNK_MIN_CAP ? 1 : -1;
+}
 
 static struct rl_chunk *rl_chunk_new(ringline_loop_t *l, size_t cap)
 {
     struct rl_chunk *k;
-    if (cap == 0 && l->chunk_cache) {
-        k = l->chunk_cache;
-        l->chunk_cache = k->next;
-        l->chunk_cache_n--;
+    int cls = rl_chunk_class(cap);
+    if (cls >= 0 && l->chunk_cache[cls]) {
+        k = l->chunk_cache[cls];
+        l->chunk_cache[cls] = k->next;
+        l->chunk_cache_n[cls]--;
     } else {
         k = malloc(sizeof *k + cap);
         if (!k)
@@ -46,10 +55,11 @@ static void rl_chunk_release(ringline_loop_t *l, struct rl_conn *c,
     }
     if (k->kind == RL_CHUNK_PBUF)
         rl_return_buf(l, k->bid);
-    if (k->cap == 0 && l->chunk_cache_n < RL_CHUNK_CACHE_MAX) {
-        k->next = l->chunk_cache;
-        l->chunk_cache = k;
-        l->chunk_cache_n++;
+    int cls = rl_chunk_class(k->cap);
+    if (cls >= 0 && l->chunk_cache_n[cls] < rl_chunk_cache_max[cls]) {
+        k->next = l->chunk_cache[cls];
+        l->chunk_cache[cls] = k;
+        l->chunk_cache_n[cls]++;
     } else {
         free(k);
     }

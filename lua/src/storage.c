@@ -431,6 +431,31 @@ static int st_batch_fill(lua_State *L, st_obj *o, unsigned n, uint16_t op,
     return 0;
 }
 
+/* The caller's buffer at argument 4 for a batch of `need` bytes: live,
+ * big enough and aligned for O_DIRECT, else an argument error. */
+static uint8_t *st_batch_buffer(lua_State *L, st_obj *o, uint64_t need)
+{
+    rlua_buffer *b = rlua_check_buffer(L, 4);
+    luaL_argcheck(L, b->p, 4, "buffer is freed");
+    luaL_argcheck(L, need <= b->size, 4, "buffer too small for the batch");
+    luaL_argcheck(L, ((uintptr_t)b->p % o->mem_align) == 0, 4,
+                  "buffer not aligned for O_DIRECT");
+    return b->p;
+}
+
+/* Reserve n requests, fill them from the positions table and run them at
+ * the object's depth. Returns 0, or the number of values pushed for a
+ * failure. */
+static int st_batch_exec(lua_State *L, st_obj *o, unsigned n, uint16_t op,
+                         uint8_t *base, uint64_t len, uint32_t nlb)
+{
+    int e = st_need_reqs(o, n);
+    if (e)
+        return rlua_fail(L, e);
+    int k = st_batch_fill(L, o, n, op, base, len, nlb);
+    return k ? k : st_run(L, o, n, 1);
+}
+
 /* x:read_batch(positions, count [, buf]) -> {strings} | bytes */
 static int st_read_batch(lua_State *L)
 {
@@ -443,26 +468,15 @@ static int st_read_batch(lua_State *L)
     uint8_t *base;
     int into = !lua_isnoneornil(L, 4);
     if (into) {
-        rlua_buffer *b = rlua_check_buffer(L, 4);
-        luaL_argcheck(L, b->p, 4, "buffer is freed");
-        luaL_argcheck(L, len * (uint64_t)n <= b->size, 4, "buffer too small for the batch");
-        luaL_argcheck(L, ((uintptr_t)b->p % o->mem_align) == 0, 4,
-                      "buffer not aligned for O_DIRECT");
-        base = b->p;
+        base = st_batch_buffer(L, o, len * (uint64_t)n);
     } else {
         int e = st_need_buf(o, len * (uint64_t)n);
         if (e)
             return rlua_fail(L, e);
         base = o->buf;
     }
-    int e = st_need_reqs(o, (unsigned)n);
-    if (e)
-        return rlua_fail(L, e);
-    int k = st_batch_fill(L, o, (unsigned)n,
+    int k = st_batch_exec(L, o, (unsigned)n,
                           o->nvme ? RINGLINE_RW_NVME_READ : RINGLINE_RW_READ, base, len, nlb);
-    if (k)
-        return k;
-    k = st_run(L, o, (unsigned)n, 1);
     if (k)
         return k;
     if (into) {
@@ -531,21 +545,10 @@ static int st_write_batch(lua_State *L)
         n = st_batch_args(L, o, &len, &nlb);
         if (n < 0)
             return 3;
-        rlua_buffer *b = rlua_check_buffer(L, 4);
-        luaL_argcheck(L, b->p, 4, "buffer is freed");
-        luaL_argcheck(L, len * (uint64_t)n <= b->size, 4, "buffer too small for the batch");
-        luaL_argcheck(L, ((uintptr_t)b->p % o->mem_align) == 0, 4,
-                      "buffer not aligned for O_DIRECT");
-        base = b->p;
+        base = st_batch_buffer(L, o, len * (uint64_t)n);
     }
-    int e = st_need_reqs(o, (unsigned)n);
-    if (e)
-        return rlua_fail(L, e);
-    int k = st_batch_fill(L, o, (unsigned)n,
+    int k = st_batch_exec(L, o, (unsigned)n,
                           o->nvme ? RINGLINE_RW_NVME_WRITE : RINGLINE_RW_WRITE, base, len, nlb);
-    if (k)
-        return k;
-    k = st_run(L, o, (unsigned)n, 1);
     if (k)
         return k;
     for (int i = 0; !o->nvme && i < n; i++)

@@ -200,30 +200,9 @@ if [ $DO_VM = 1 ]; then
             --dynamic "$CORE:/rl/lua/ringline/core.so"
             --file "$SRC/lua/ringline.lua:/rl/lua/ringline.lua"
             --file "$SRC/bench/storage_bench.lua:/rl/storage_bench.lua")
-        if pyfiles=$(RINGLINE_LIBRARY=$RLLIB PYTHONPATH=$SRC/python:/usr/lib/python3/dist-packages \
-            /usr/bin/python3 -S -c '
-import sys, importlib.util, os, random, time
-import ringline.storage
-for m in list(sys.modules.values()):
-    f = getattr(m, "__file__", None)
-    if not f or f.startswith(sys.argv[1]):
-        continue
-    print(f)
-    if f.endswith(".py"):
-        c = importlib.util.cache_from_source(f)
-        if os.path.exists(c):
-            print(c)
-' "$SRC"); then
-            for f in $pyfiles; do
-                case "$f" in
-                *.so) SCRIPT_ARGS+=(--dynamic "$f:$f") ;;
-                *) SCRIPT_ARGS+=(--file "$f:$f") ;;
-                esac
-            done
-            for f in "$SRC"/python/ringline/*.py; do
-                SCRIPT_ARGS+=(--file "$f:/rl/py/ringline/$(basename "$f")")
-            done
-            SCRIPT_ARGS+=(--dynamic "/usr/bin/python3:/usr/bin/python3"
+        if pyargs=$(bash "$SRC/tests/vm/py_payload.sh" "$SRC" "$RLLIB"); then
+            mapfile -t pyargs <<<"$pyargs"
+            SCRIPT_ARGS+=("${pyargs[@]}"
                 --file "$SRC/bench/storage_bench.py:/rl/storage_bench.py")
         fi
     fi

@@ -32,31 +32,11 @@ fi
 PY=/usr/bin/python3
 LIB=$(ldd "$CORE" | awk '/libringline\.so/ {print $3}')
 [ -f "$LIB" ] || { echo "vm_test.sh: FAIL: cannot find libringline for $CORE"; exit 1; }
-# the stdlib files (and their cached bytecode) the import really loads
-if PYFILES=$(RINGLINE_LIBRARY=$LIB PYTHONPATH=$SRC/python:/usr/lib/python3/dist-packages \
-    "$PY" -S -c '
-import sys, importlib.util, os
-import ringline.storage, errno
-for m in list(sys.modules.values()):
-    f = getattr(m, "__file__", None)
-    if not f or f.startswith(sys.argv[1]):
-        continue
-    print(f)
-    if f.endswith(".py"):
-        c = importlib.util.cache_from_source(f)
-        if os.path.exists(c):
-            print(c)
-' "$SRC"); then
-    for f in $PYFILES; do
-        case "$f" in
-        *.so) ARGS+=(--dynamic "$f:$f") ;;
-        *) ARGS+=(--file "$f:$f") ;;
-        esac
-    done
-    for f in "$SRC"/python/ringline/*.py; do
-        ARGS+=(--file "$f:/rl/py/ringline/$(basename "$f")")
-    done
-    ARGS+=(--dynamic "$PY:/usr/bin/python3" --file "$VM/vm_storage.py:/rl/vm_storage.py"
+# the interpreter and what the import really loads (tests/vm/py_payload.sh)
+if PYARGS=$(bash "$VM/py_payload.sh" "$SRC" "$LIB"); then
+    mapfile -t PYARGS <<<"$PYARGS"
+    ARGS+=("${PYARGS[@]}")
+    ARGS+=(--file "$VM/vm_storage.py:/rl/vm_storage.py"
         --expect "vm_storage.py: PASS")
     GUEST="$GUEST; PYTHONPATH=/rl/py:/usr/lib/python3/dist-packages RINGLINE_LIBRARY=$LIB PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -S /rl/vm_storage.py $NS || rc=1"
 else

@@ -96,7 +96,12 @@ bool rl_cqe_take(ringline_ring_t *r, const struct io_uring_cqe *c,
         if (!(fl & IORING_CQE_F_BUF_MORE))
             rl_group_taken(g, o->bid);
     } else if (r->tokmap.used &&
-               ((fl & IORING_CQE_F_BUFFER) || !(fl & IORING_CQE_F_MORE))) {
+               ((fl & IORING_CQE_F_BUFFER) ||
+                /* a final completion without a buffer (every send's) ends
+                 * a buffer-select operation only if its token is mapped:
+                 * the inline filter rules most out without a probe */
+                (!(fl & IORING_CQE_F_MORE) &&
+                 rl_tokmap_may_hold(&r->tokmap, tok)))) {
         rl_buffer_account(r, o, fl);
     }
     if (!(fl & IORING_CQE_F_MORE))

@@ -81,11 +81,31 @@ struct rl_tokmap_entry {
     uint32_t count; /* in-flight operations with this token; 0 = empty */
     uint16_t bgid;
 };
+#define RL_TOKMAP_FBITS 4096
 struct rl_tokmap {
     struct rl_tokmap_entry *slots;
     unsigned cap; /* power of two or 0 */
     unsigned used;
+    /* a filter in front of the table (tokmap.c): bit rl_tokmap_fhash(t)
+     * is set while an entry hashing there exists, fcount[bit] counts them */
+    uint32_t *fcount;
+    uint64_t fbits[RL_TOKMAP_FBITS / 64];
 };
+/* Fibonacci hashing: the top 12 bits of token * 2^64/phi. */
+static inline unsigned rl_tokmap_fhash(uint64_t token)
+{
+    return (unsigned)((token * 0x9E3779B97F4A7C15ULL) >> 52);
+}
+/* false: token is certainly not in the map (the common answer, so it is
+ * inline); true: look it up. */
+static inline bool rl_tokmap_may_hold(const struct rl_tokmap *m,
+                                      uint64_t token)
+{
+    if (!m->used)
+        return false;
+    unsigned h = rl_tokmap_fhash(token);
+    return (m->fbits[h >> 6] >> (h & 63)) & 1;
+}
 
 struct rl_bufring {
     uint16_t bgid;
@@ -159,20 +179,59 @@ struct ringline_ring {
  * *err is set to -errno and NULL returned. The SQE is zeroed (64 or 128
  * bytes). */
 RL_HIDDEN struct io_uring_sqe *rl_get_sqe(ringline_ring_t *r, int *err);
+/* The same for operations prepared with a liburing helper built on
+ * io_uring_prep_rw (send, sendmsg, recv, ...): that helper writes every
+ * field of a 64-byte SQE but user_data, which the commit writes, so the
+ * SQE is not zeroed first (the memset was ~20 instructions per send).
+ * 128-byte SQEs are still zeroed: prep_rw leaves their second half. */
+static inline struct io_uring_sqe *rl_get_sqe_rw(ringline_ring_t *r,
+                                                 int *err)
+{
+    if (RL_LIKELY(!r->big)) {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
+        if (RL_LIKELY(sqe != NULL))
+            return sqe;
+    }
+    return rl_get_sqe(r, err);
+}
 /* Finish an SQE: set its token, apply the open chain's link flag, count it
- * in flight. */
-RL_HIDDEN void rl_commit_sqe(ringline_ring_t *r, struct io_uring_sqe *sqe,
-                             uint64_t token);
+ * in flight. Inline with rl_sqe_set_fd: both run for every operation. */
+static inline void rl_commit_sqe(ringline_ring_t *r, struct io_uring_sqe *sqe,
+                                 uint64_t token)
+{
+    sqe->user_data = token;
+    if (RL_UNLIKELY(r->chain_left) && --r->chain_left)
+        sqe->flags |= r->chain_flag;
+    r->last_sqe = sqe;
+    r->inflight++;
+}
 /* The same for ringline's own operations (not counted as the caller's). */
 RL_HIDDEN void rl_commit_internal_sqe(ringline_ring_t *r,
                                       struct io_uring_sqe *sqe,
                                       uint64_t token);
-/* -EINVAL for a reserved token. */
-RL_HIDDEN int rl_check_token(uint64_t token);
+/* -EINVAL for a reserved token. Inline: every operation checks it. */
+static inline int rl_check_token(uint64_t token)
+{
+    uint64_t top = token & RINGLINE_TOKEN_RESERVED_MASK;
+    /* 0xFF.. is ringline's own, 0xFE.. marks msg_ring deliveries: a caller
+     * token there would be mistaken for either. */
+    if (RL_UNLIKELY(top == RINGLINE_TOKEN_RESERVED ||
+                    top == RINGLINE_TOKEN_MSG_TAG))
+        return -EINVAL;
+    return 0;
+}
 /* Point sqe at fd: plain, or a fixed slot (sets IOSQE_FIXED_FILE).
  * -EBADF for negative fds. */
 RL_HIDDEN int rl_check_fd(int fd);
-RL_HIDDEN void rl_sqe_set_fd(struct io_uring_sqe *sqe, int fd);
+static inline void rl_sqe_set_fd(struct io_uring_sqe *sqe, int fd)
+{
+    if (fd & RINGLINE_FIXED_BIT) {
+        sqe->fd = (int)RINGLINE_FIXED_SLOT(fd);
+        sqe->flags |= IOSQE_FIXED_FILE;
+    } else {
+        sqe->fd = fd;
+    }
+}
 /* The ring-owned timespec for this SQE's slot. */
 RL_HIDDEN struct __kernel_timespec *rl_sqe_timespec(ringline_ring_t *r,
                                                     struct io_uring_sqe *sqe);
@@ -190,8 +249,17 @@ RL_HIDDEN int rl_enter(ringline_ring_t *r, unsigned wait_nr,
         int rl__e = rl_check_token(token);                                     \
         if (rl__e)                                                             \
             return rl__e;                                                      \
-        if (RL_UNLIKELY((r)->tokmap.used) && rl_tokmap_find(&(r)->tokmap, token)) \
+        if (RL_UNLIKELY(rl_tokmap_may_hold(&(r)->tokmap, token)) &&            \
+            rl_tokmap_find(&(r)->tokmap, token))                               \
             return -EBUSY;                                                     \
+    } while (0)
+/* RL_OP_SQE for operations prepared with io_uring_prep_rw helpers. */
+#define RL_OP_SQE_RW(r, sqe)                                                   \
+    do {                                                                       \
+        int rl__e2 = 0;                                                        \
+        (sqe) = rl_get_sqe_rw((r), &rl__e2);                                   \
+        if (!(sqe))                                                            \
+            return rl__e2;                                                     \
     } while (0)
 /* Take an SQE or return the error; after all argument checks. */
 #define RL_OP_SQE(r, sqe)                                                      \

@@ -479,11 +479,18 @@ int ringline_loop_poll(ringline_loop_t *loop, ringline_event_t *out,
     if (timeout_ns > 0)
         deadline = ringline_now_ns() + (uint64_t)timeout_ns;
     int ret = 0;
+    bool harvested = false;
     for (;;) {
         rl_run_pending(l);
         rl_arm_signal(l);
         rl_arm_idle(l);
-        rl_harvest_round(l);
+        /* After a wait the CQ was just drained (a harvest that found the
+         * batch full returned above): looking again would find it empty.
+         * The wait cannot sleep over completions that arrived since, as it
+         * enters without waiting when the CQ holds any, and the harvest
+         * after it takes them. Two empty rounds per ping-pong message. */
+        if (!harvested)
+            rl_harvest_round(l);
         if (l->out_n || l->stopped_event)
             break;
         int64_t wait;
@@ -504,6 +511,7 @@ int ringline_loop_poll(ringline_loop_t *loop, ringline_event_t *out,
         if (ret < 0 && ret != -EINTR)
             break;
         rl_harvest_round(l);
+        harvested = true;
         if (l->out_n || wait == 0)
             break;
         if (ret == -EINTR)

@@ -1,6 +1,11 @@
 /*
  * ops_net.c — socket operations: accept, connect, recv, send, close,
  * shutdown, poll and cancel.
+ *
+ * The data operations (send, sendmsg, recv and their variants) are on every
+ * message's path: they take their SQE with RL_OP_SQE_RW (not zeroed first,
+ * the prep helper writes every field) and check the token map through its
+ * inline filter.
  */
 #include <poll.h>
 
@@ -89,7 +94,7 @@ int ringline_op_recv(ringline_ring_t *ring, int fd, void *buf, size_t len,
     if (len > RL_MAX_LEN || (!buf && len))
         return -EINVAL;
     struct io_uring_sqe *sqe;
-    RL_OP_SQE(ring, sqe);
+    RL_OP_SQE_RW(ring, sqe);
     io_uring_prep_recv(sqe, fd, buf, len, msg_flags);
     rl_sqe_set_fd(sqe, fd);
     rl_commit_sqe(ring, sqe, token);
@@ -108,7 +113,7 @@ static int rl_recv_buffered(ringline_ring_t *ring, int fd, uint16_t bgid,
     int ret = rl_group_use(ring, bgid, token);
     if (ret < 0)
         return ret;
-    struct io_uring_sqe *sqe = rl_get_sqe(ring, &ret);
+    struct io_uring_sqe *sqe = rl_get_sqe_rw(ring, &ret);
     if (!sqe) {
         rl_group_unuse(ring, token);
         return ret;
@@ -157,7 +162,7 @@ int ringline_op_send(ringline_ring_t *ring, int fd, const void *buf,
     if (len > RL_MAX_LEN || (!buf && len))
         return -EINVAL;
     struct io_uring_sqe *sqe;
-    RL_OP_SQE(ring, sqe);
+    RL_OP_SQE_RW(ring, sqe);
     io_uring_prep_send(sqe, fd, buf, len, msg_flags);
     rl_sqe_set_fd(sqe, fd);
     rl_commit_sqe(ring, sqe, token);
@@ -173,7 +178,7 @@ int ringline_op_send_zc(ringline_ring_t *ring, int fd, const void *buf,
     if (len > RL_MAX_LEN || (!buf && len))
         return -EINVAL;
     struct io_uring_sqe *sqe;
-    RL_OP_SQE(ring, sqe);
+    RL_OP_SQE_RW(ring, sqe);
     io_uring_prep_send_zc(sqe, fd, buf, len, msg_flags, 0);
     rl_sqe_set_fd(sqe, fd);
     rl_commit_sqe(ring, sqe, token);
@@ -189,7 +194,7 @@ static int rl_msg_op(ringline_ring_t *ring, int fd, const struct msghdr *msg,
     if (!msg || (msg->msg_iovlen && !msg->msg_iov) || msg->msg_iovlen > 1024)
         return -EINVAL;
     struct io_uring_sqe *sqe;
-    RL_OP_SQE(ring, sqe);
+    RL_OP_SQE_RW(ring, sqe);
     if (opcode == IORING_OP_RECVMSG)
         io_uring_prep_recvmsg(sqe, fd, (struct msghdr *)msg, (unsigned)msg_flags);
     else if (opcode == IORING_OP_SENDMSG_ZC)

@@ -24,7 +24,10 @@ static inline int rl_chunk_class(size_t cap)
     return cap == 0 ? 0 : cap == RL_CHUNK_MIN_CAP ? 1 : -1;
 }
 
-static struct rl_chunk *rl_chunk_new(ringline_loop_t *l, size_t cap)
+/* Inline (with rl_chunk_release): one of each per echoed message, and the
+ * calls cost about as much as the bodies. */
+static inline __attribute__((always_inline)) struct rl_chunk *
+rl_chunk_new(ringline_loop_t *l, size_t cap)
 {
     struct rl_chunk *k;
     int cls = rl_chunk_class(cap);
@@ -43,8 +46,9 @@ static struct rl_chunk *rl_chunk_new(ringline_loop_t *l, size_t cap)
 }
 
 /* Let go of a chunk whose bytes are all written (or dropped). */
-static void rl_chunk_release(ringline_loop_t *l, struct rl_conn *c,
-                             struct rl_chunk *k, int res)
+static inline __attribute__((always_inline)) void
+rl_chunk_release(ringline_loop_t *l, struct rl_conn *c, struct rl_chunk *k,
+                 int res)
 {
     if (k->tag) {
         ringline_event_t *e = rl_ev_push(l, RINGLINE_EV_SENT, rl_conn_id(l, c));
@@ -239,9 +243,13 @@ void rl_sendq_kick(ringline_loop_t *l, struct rl_conn *c)
     if (ret == 0) {
         c->send_inflight = true;
         c->inflight++;
-        unsigned seen = 0;
-        for (struct rl_chunk *q = c->sq_head; q && seen < c->sending; q = q->next, seen++)
-            q->inflight = true; /* no more bytes may be appended to these */
+        /* no more bytes may be appended to these (one, usually) */
+        struct rl_chunk *q = c->sq_head;
+        q->inflight = true;
+        for (unsigned seen = 1; seen < c->sending; seen++) {
+            q = q->next;
+            q->inflight = true;
+        }
     } else {
         rl_conn_begin_close(l, c, ret, true);
     }
@@ -266,10 +274,12 @@ void rl_sendq_on_send(ringline_loop_t *l, struct rl_conn *c,
     unsigned sending = c->sending;
     c->send_inflight = false;
     c->sending = 0;
-    unsigned seen = 0;
-    for (struct rl_chunk *q = c->sq_head; q && seen < sending; q = q->next, seen++)
-        q->inflight = false;
     if (res < 0) {
+        /* the chunks the send covered stay queued: open them again */
+        unsigned seen = 0;
+        for (struct rl_chunk *q = c->sq_head; q && seen < sending;
+             q = q->next, seen++)
+            q->inflight = false;
         if ((res == -EAGAIN || res == -EINTR) && !c->aborting) {
             /* nothing was written: send the same bytes again */
             rl_sendq_kick(l, c);
@@ -297,8 +307,14 @@ void rl_sendq_on_send(ringline_loop_t *l, struct rl_conn *c,
         k->off += take;
         left -= take;
         c->queued -= take;
-        if (k->off < k->len)
-            break; /* short write: resume here */
+        if (k->off < k->len) {
+            /* short write: resume here; this chunk and the rest the send
+             * covered are open again (written chunks were let go above,
+             * so their inflight marks need no clearing) */
+            for (; i < sending && k; i++, k = k->next)
+                k->inflight = false;
+            break;
+        }
         c->sq_head = k->next;
         if (!c->sq_head)
             c->sq_tail = NULL;
@@ -321,8 +337,8 @@ void rl_sendq_on_send(ringline_loop_t *l, struct rl_conn *c,
         rl_sendq_drop(l, c);
     } else if (c->sq_head) {
         rl_sendq_kick(l, c);
-    } else {
-        rl_conn_maybe_shutdown(l, c);
+    } else if (RL_UNLIKELY(c->shut_wr)) {
+        rl_conn_maybe_shutdown(l, c); /* it needs shut_wr too */
     }
 }
 

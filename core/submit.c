@@ -10,28 +10,7 @@
 
 #include "internal.h"
 
-int rl_check_token(uint64_t token)
-{
-    uint64_t top = token & RINGLINE_TOKEN_RESERVED_MASK;
-    /* 0xFF.. is ringline's own, 0xFE.. marks msg_ring deliveries: a caller
-     * token there would be mistaken for either. */
-    if (RL_UNLIKELY(top == RINGLINE_TOKEN_RESERVED ||
-                    top == RINGLINE_TOKEN_MSG_TAG))
-        return -EINVAL;
-    return 0;
-}
-
 int rl_check_fd(int fd) { return fd < 0 ? -EBADF : 0; }
-
-void rl_sqe_set_fd(struct io_uring_sqe *sqe, int fd)
-{
-    if (fd & RINGLINE_FIXED_BIT) {
-        sqe->fd = (int)RINGLINE_FIXED_SLOT(fd);
-        sqe->flags |= IOSQE_FIXED_FILE;
-    } else {
-        sqe->fd = fd;
-    }
-}
 
 static inline unsigned rl_sqe_index(ringline_ring_t *r,
                                     struct io_uring_sqe *sqe)
@@ -143,22 +122,6 @@ struct io_uring_sqe *rl_get_sqe(ringline_ring_t *r, int *err)
     }
     memset(sqe, 0, r->big ? 128 : 64);
     return sqe;
-}
-
-static inline void rl_commit_common(ringline_ring_t *r,
-                                    struct io_uring_sqe *sqe, uint64_t token)
-{
-    sqe->user_data = token;
-    if (r->chain_left && --r->chain_left)
-        sqe->flags |= r->chain_flag;
-    r->last_sqe = sqe;
-}
-
-void rl_commit_sqe(ringline_ring_t *r, struct io_uring_sqe *sqe,
-                   uint64_t token)
-{
-    rl_commit_common(r, sqe, token);
-    r->inflight++;
 }
 
 void rl_commit_internal_sqe(ringline_ring_t *r, struct io_uring_sqe *sqe,

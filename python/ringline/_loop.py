@@ -19,7 +19,7 @@ import threading
 import traceback
 import types
 from itertools import accumulate as _accumulate
-from typing import Any, Awaitable, Callable, Coroutine, Deque, Dict, Generator, Optional, Tuple, TypeVar
+from typing import Any, Awaitable, Callable, Coroutine, Deque, Dict, Generator, Optional, Tuple, TypeVar, Union
 
 from . import _addr
 from ._errors import IncompleteReadError, check, ebadf, error
@@ -75,6 +75,10 @@ except (AttributeError, ffi.error):  # pragma: no cover - depends on the library
     _poll_packed = _send_batch = _round = None
     _NOCOPY = 0
 _from_buffer = ffi.from_buffer
+if _round is not None:
+    # ringline_round_t's int fields, as indexes of an int32 view of it
+    _I_SEND_N = ffi.offsetof("ringline_round_t", "send_n") // 4
+    _I_FAILED = ffi.offsetof("ringline_round_t", "send_failed") // 4
 _conn_send = lib.ringline_conn_send
 _conn_send_ref = lib.ringline_conn_send_ref
 # A round's replies up to this many bytes in all are copied into one staging
@@ -469,6 +473,9 @@ class Loop:
         self._ref_tag = _REF_TAG0
         self._bcap = 0
         self._bids = self._bends = self._bres = None
+        # id and length last written to _bids[0] / _bends[0] by _poll's
+        # one-send path: a ping-pong rewrites neither (None: unknown)
+        self._s0id = self._s0len = None
         if _poll_packed is not None:
             # a packed batch: 3 words per event, DATA payloads copied into
             # one buffer (one bytes object per batch, sliced per event)
@@ -489,18 +496,20 @@ class Loop:
             # argument parsing, no cdata conversions per round
             self._mview = memoryview(ffi.buffer(self._meta)).cast("Q")
             self._pview = ffi.buffer(self._pbuf)
+            self._pmv = memoryview(self._pview)  # view mode slices this
             self._scap = _JOIN_MAX
             self._sbuf = ffi.new("uint8_t[]", self._scap)
-            self._sview = ffi.buffer(self._sbuf)
+            # a memoryview: slice stores into it cost less than into the
+            # cffi buffer itself
+            self._sview = memoryview(ffi.buffer(self._sbuf))
             rd.send_buf = self._sbuf
             # rd's int fields as a memoryview too: a store/load through it
             # is a plain int conversion, not a cdata attribute access
             self._rdv = memoryview(ffi.buffer(rd)).cast("i")
-            self._i_send_n = ffi.offsetof("ringline_round_t", "send_n") // 4
-            self._i_failed = ffi.offsetof("ringline_round_t", "send_failed") // 4
             self._grow(max(64, batch))
         else:  # pragma: no cover - an older library
             self._rd = None
+            self._pmv = None
 
     # ---- lifetime ----
     def close(self) -> None:
@@ -650,6 +659,7 @@ class Loop:
             self._grow(k)
         self._bids[0:k] = ids
         self._bends[0:k] = ends
+        self._s0id = None  # _bids[0] / _bends[0] no longer what _poll cached
         r = _send_batch(p, self._bids, b"".join(ds), self._bends, k, self._bres)
         if r:
             if r < 0:
@@ -674,8 +684,9 @@ class Loop:
             self._grow(k)
         self._bids[0:k] = ids
         self._bends[0:k] = ends
+        self._s0id = None  # _bids[0] / _bends[0] no longer what _poll cached
         self._sview[0:total] = b"".join(ds)
-        rd.send_n = k
+        self._rdv[_I_SEND_N] = k
         sq.clear()
         return k
 
@@ -686,6 +697,7 @@ class Loop:
         self._bres = ffi.new("int64_t[]", cap)
         self._bidsv = memoryview(ffi.buffer(self._bids)).cast("Q")
         self._bendsv = memoryview(ffi.buffer(self._bends)).cast("Q")
+        self._s0id = None
         rd = self._rd
         if rd is not None:
             rd.send_ids = self._bids
@@ -745,20 +757,26 @@ class Loop:
                 k = len(d)
                 if k <= _JOIN_MAX:
                     self._sview[0:k] = d
-                    self._bidsv[0] = sq[0]
-                    self._bendsv[0] = k
-                    self._rdv[self._i_send_n] = 1
+                    cid = sq[0]
+                    if cid != self._s0id or k != self._s0len:
+                        self._bidsv[0] = cid
+                        self._bendsv[0] = k
+                        self._s0id = cid
+                        self._s0len = k
+                    self._rdv[_I_SEND_N] = 1
                     staged = 1
                     sq.clear()
                 else:
                     self._flush()
+                    if self._closed:
+                        return
             else:
                 staged = self._stage(sq, rd)
-            if self._closed:
-                rd.send_n = 0
-                return
+                if self._closed:
+                    rd.send_n = 0
+                    return
         n = _round(self._p, rd, timeout_ns)
-        if staged is not None and self._rdv[self._i_failed]:
+        if staged is not None and self._rdv[_I_FAILED]:
             f = rd.send_failed
             if f < 0:
                 raise error(f)
@@ -779,15 +797,25 @@ class Loop:
             if t == EV_DATA:
                 o = objs.get(mv[1])
                 if o is not None:
-                    d = self._pview[0:mv[2]]
                     cb = o._cb
-                    if cb is None:
-                        o._on_data(d)
-                    else:
+                    if cb is not None:
+                        d = self._pview[0:mv[2]]
                         try:
                             cb(o, d)
                         except Exception as exc:
                             self._callback_failed(o, "on_data", exc)
+                    elif o._vcb is not None:
+                        v = self._pmv[0:mv[2]]
+                        try:
+                            o._vcb(o, v)
+                        except Exception as exc:
+                            self._callback_failed(o, "on_data", exc)
+                        try:
+                            v.release()
+                        except BufferError:
+                            self._kept_export(o)
+                    else:
+                        o._on_data(self._pview[0:mv[2]])
             else:
                 self._event(self._evs[0], t & ~_NOCOPY)
             ts = self._threadsafe
@@ -808,23 +836,56 @@ class Loop:
             i += 1
             if t == EV_DATA:
                 o = objs.get(cid)
-                d = blob[start:end]  # the whole blob itself when it is the only one
-                start = end
                 if o is not None:
                     cb = o._cb
-                    if cb is None:
-                        o._on_data(d)
-                    else:
+                    if cb is not None:
                         try:
-                            cb(o, d)
+                            cb(o, blob[start:end])
                         except Exception as exc:
                             self._callback_failed(o, "on_data", exc)
+                    elif o._vcb is not None:
+                        v = self._pmv[start:end]
+                        try:
+                            o._vcb(o, v)
+                        except Exception as exc:
+                            self._callback_failed(o, "on_data", exc)
+                        try:
+                            v.release()
+                        except BufferError:
+                            self._kept_export(o)
+                    else:
+                        o._on_data(blob[start:end])
+                start = end
             else:
                 self._event(self._evs[i], t & ~_NOCOPY)
         ts = self._threadsafe
         while ts:
             cb, args = ts.popleft()
             self._run_callback(cb, args)
+
+    def _deliver_view(self, o, v) -> None:
+        """View mode: o._vcb(o, v) with v a memoryview of the event's bytes
+        in the loop's own memory, released as soon as the callback returns
+        (a later access raises ValueError; the memory is reused by the next
+        poll). send(v) copies the bytes into C's send queue right away."""
+        try:
+            o._vcb(o, v)
+        except Exception as exc:
+            self._callback_failed(o, "on_data", exc)
+        try:
+            v.release()
+        except BufferError:
+            self._kept_export(o)
+
+    def _kept_export(self, o) -> None:
+        # The callback made a buffer export of its view that is still alive
+        # (pickle.PickleBuffer, numpy.frombuffer, ...): the view cannot be
+        # released, and its memory is reused by the next poll. Report it
+        # and close that connection (a bug in the callback, like an
+        # exception in it).
+        _report(f"on_data callback of {o!r} kept a buffer export of its view",
+                BufferError("the view's memory is reused by the next poll"))
+        o.abort()
 
     def _poll_plain(self, timeout_ns: int) -> None:
         n = lib.ringline_loop_poll(self._p, self._evs, self._nev, timeout_ns)
@@ -847,15 +908,18 @@ class Loop:
         if t == EV_DATA:
             o = objs.get(e.id)
             if o is not None:
-                d = _buffer(e.data, e.len)[:]
                 cb = o._cb
-                if cb is None:
-                    o._on_data(d)
-                else:
+                if o._vcb is not None:
+                    # view mode (view=True or "bulk"): the callback reads
+                    # the loop's receive buffer itself, no copy at all
+                    self._deliver_view(o, memoryview(_buffer(e.data, e.len)))
+                elif cb is not None:
                     try:
-                        cb(o, d)
+                        cb(o, _buffer(e.data, e.len)[:])
                     except Exception as exc:
                         self._callback_failed(o, "on_data", exc)
+                else:
+                    o._on_data(_buffer(e.data, e.len)[:])
         elif t == EV_FRAME:
             o = objs.get(e.id)
             if o is not None:
@@ -1005,6 +1069,11 @@ class Loop:
 # Connections
 # ---------------------------------------------------------------------------
 
+def _check_view(view):
+    if view is not True and view is not False and view != "bulk":
+        raise TypeError('view must be True, False or "bulk"')
+
+
 def _closed_exc(err):
     if err and err < 0:
         return error(err)
@@ -1016,14 +1085,16 @@ class Connection:
     id: using it after it closed raises OSError, never touches freed memory."""
 
     __slots__ = ("_loop", "id", "_chunks", "_nbuf", "_rwait", "_eof", "_closed", "_err",
-                 "_err_raised", "_frames", "_framer", "_max_frame", "_wwait", "_cwaits",
-                 "_paused", "_cfut", "_mode", "_sent_waits", "_want", "_qbound", "_rf", "_cb", "_sq",
-                 "_nowrite", "on_eof", "on_close", "__weakref__")
+                 "_err_raised", "_frames", "_framer", "_wwait",
+                 "_paused", "_cfut", "_mode", "_sent_waits", "_want", "_qbound", "_rf", "_cb", "_vcb", "_sq",
+                 "_nowrite", "on_eof", "on_close")
 
     def __init__(self, loop: Loop, cid: int):
         self._loop = loop
         self.id = cid
-        self._chunks: Deque[bytes] = collections.deque()
+        # received bytes not yet taken by recv(): made at the first need (a
+        # deque is ~760 bytes; the callback style never needs one)
+        self._chunks: Optional[Deque[bytes]] = None
         self._nbuf = 0
         self._rwait: Optional[Future] = None
         self._eof = False
@@ -1032,17 +1103,18 @@ class Connection:
         self._err_raised = False
         self._frames: Optional[Deque[bytes]] = None
         self._framer = 0
-        self._max_frame = 0
         self._wwait: Optional[Future] = None
-        self._cwaits = None
         self._paused = False
         self._cfut: Optional[Future] = None
         self._mode = _MODE_EVENTS
+        # send_and_wait() futures by tag, and wait_closed() ones keyed by
+        # themselves (one lazily made dict for both: rarely used)
         self._sent_waits = None
         self._want = 0       # bytes a recv_exact() is waiting for
         self._qbound = 0     # upper bound of the C send queue (see send())
         self._rf: Optional[Future] = None
         self._cb: Optional[Callable[["Connection", bytes], Any]] = None  # callback style
+        self._vcb: Optional[Callable[["Connection", memoryview], Any]] = None  # ... view=True
         self._sq = loop._sq  # the loop's pending sends (never rebound)
         self._nowrite = False  # closed, closing or shut down: send() raises
         self.on_eof: Optional[Callable[["Connection"], Any]] = None
@@ -1053,7 +1125,10 @@ class Connection:
 
     # ---- events from the loop ----
     def _on_data(self, data: bytes):
-        self._chunks.append(data)
+        ch = self._chunks
+        if ch is None:
+            ch = self._chunks = collections.deque()
+        ch.append(data)
         self._nbuf += len(data)
         w = self._rwait
         if w is not None:
@@ -1083,6 +1158,9 @@ class Connection:
             except Exception as exc:
                 self._loop._callback_failed(self, "on_data", exc)
             return
+        if self._vcb is not None:
+            self._loop._deliver_view(self, memoryview(payload))
+            return
         fr = self._frames
         if fr is None:
             fr = self._frames = collections.deque()
@@ -1094,7 +1172,7 @@ class Connection:
 
     def _on_eof(self):
         self._eof = True
-        if self._cb is not None:
+        if self._cb is not None or self._vcb is not None:
             f = self.on_eof
             if f is None:
                 self.close()  # the default of the callback style
@@ -1150,11 +1228,6 @@ class Connection:
         if f is not None:
             self._cfut = None
             f.set_result(res if res < 0 else -errno.ECONNABORTED)
-        cw = self._cwaits
-        if cw:
-            self._cwaits = None
-            for f in cw:
-                f.set_result(None)
         sw = self._sent_waits
         if sw:
             self._sent_waits = None
@@ -1287,7 +1360,6 @@ class Connection:
             raise ValueError("max_frame out of range")
         # bytes already taken out of C go through the framer in Python first
         self._framer = framer
-        self._max_frame = max_frame
         if self._frames is None:
             self._frames = collections.deque()
         if self._chunks:
@@ -1341,7 +1413,12 @@ class Connection:
         if self._nowrite:
             self._send_error()
         if type(data) is not bytes:
-            data = _as_bytes(data)
+            if type(data) is memoryview:
+                if data.nbytes > _JOIN_MAX and data.contiguous:
+                    return self._send_view(data)
+                data = data.tobytes()  # ValueError once released
+            else:
+                data = _as_bytes(data)
         n = len(data)
         if n:
             if n > _MAX_SEND:
@@ -1353,6 +1430,30 @@ class Connection:
             self._qbound = q
             if q > self._loop._high:
                 return self._over_high()
+        return _DONE
+
+    def _send_view(self, data: memoryview):
+        # A large memoryview (view mode's bulk chunks, or a slice of one):
+        # copied once, straight into C's send queue, now, instead of into a
+        # bytes object first. The round's earlier sends go first (order).
+        n = data.nbytes
+        if n > _MAX_SEND:
+            raise ValueError(f"a send is at most {_MAX_SEND} bytes")
+        loop = self._loop
+        if self._sq:
+            loop._flush()
+            if self._nowrite:  # the flush found the connection gone
+                self._send_error()
+        r = _conn_send(loop._p, self.id, _from_buffer(data), n, 0)
+        if r < 0:
+            if r == _EBADF or r == _EPIPE:
+                self._nowrite = True
+                self._send_error()
+            raise error(r)
+        q = self._qbound + n
+        self._qbound = q
+        if q > loop._high:
+            return self._over_high()
         return _DONE
 
     def write(self, data) -> None:
@@ -1438,18 +1539,34 @@ class Connection:
         return check(lib.ringline_conn_queued(self._loop._p, self.id))
 
     # ---- callback style ----
-    def on_data(self, fn: Optional[Callable[["Connection", bytes], Any]]) -> None:
+    def on_data(self, fn: Optional[Callable[["Connection", bytes], Any]], *,
+                view: Union[bool, str] = False) -> None:
         """Callback style for this connection: fn(conn, data) is called from
         the loop for every chunk received (for a framed connection: every
         frame's payload), bytes the script already buffered first. fn must
         not block; conn.send() queues without blocking. An exception in fn
         is reported and aborts this connection only. on_data(None) hands the
-        connection back to recv()."""
+        connection back to recv().
+
+        view=True: data is a memoryview of the loop's receive memory instead
+        of a bytes copy. IT IS VALID ONLY DURING THE CALL: it is released
+        when fn returns (any later use raises ValueError), and slices of it
+        must not be kept either (they see whatever that memory holds
+        later). Copy what you keep (bytes(data[a:b])). conn.send(data) or a
+        slice of it copies once, straight into C's send queue.
+        view="bulk": the same for chunks the loop reads in place (above 16
+        KiB, RINGLINE_PACKED_COPY_MAX, or past the batch's copy area); the
+        small chunks of a batch, copied once anyway, come as bytes (cheaper
+        than a view for them). fn must then accept both."""
         if fn is not None and not callable(fn):
             raise TypeError("on_data needs a callable or None")
+        _check_view(view)
         if fn is not None and self._rwait is not None:
             raise RuntimeError("a task is receiving on this connection")
-        self._cb = fn
+        # view=True: only _vcb; "bulk": both (packed small chunks take the
+        # bytes path, chunks read in place the view path)
+        self._cb = None if view is True else fn
+        self._vcb = fn if view else None
         if fn is None:
             return
         if self._paused:
@@ -1465,8 +1582,11 @@ class Connection:
             pending.extend(self._frames)
             self._frames.clear()
         for d in pending:
-            if self._cb is not fn or self._closed:
+            if (self._vcb if view is True else self._cb) is not fn or self._closed:
                 break
+            if view is True:
+                self._loop._deliver_view(self, memoryview(d))
+                continue
             try:
                 fn(self, d)
             except Exception as exc:
@@ -1501,10 +1621,10 @@ class Connection:
         if self._closed:
             return
         f = Future()
-        if self._cwaits is None:
-            self._cwaits = [f]
-        else:
-            self._cwaits.append(f)
+        sw = self._sent_waits
+        if sw is None:
+            sw = self._sent_waits = {}
+        sw[f] = f  # resolved by _on_closed (its result is not used)
         await f
 
     @property
@@ -1534,8 +1654,10 @@ class Connection:
     # ---- hand-off to C hot paths ----
     def _leftovers(self) -> bytes:
         self._flush()
-        data = b"".join(self._chunks)
-        self._chunks.clear()
+        data = b""
+        if self._chunks:
+            data = b"".join(self._chunks)
+            self._chunks.clear()
         self._nbuf = 0
         if self._frames:
             raise ValueError("frames not yet read; cannot switch mode")
@@ -1599,13 +1721,14 @@ class Server:
         self._framer = 0
         self._max_frame = 0
         self._cb = None
+        self._view = False
         # callback style (server.on_data): copied to each accepted connection
         self.on_connect: Optional[Callable[[Connection], Any]] = None
         self.on_eof: Optional[Callable[[Connection], Any]] = None
         self.on_close: Optional[Callable[[Connection, Optional[OSError]], Any]] = None
         self.port = check(lib.ringline_listener_port(loop._p, lid))
 
-    def on_data(self, fn: Callable[[Connection, bytes], Any]) -> None:
+    def on_data(self, fn: Callable[[Connection, bytes], Any], *, view: Union[bool, str] = False) -> None:
         """Callback style, the leanest path: every accepted connection calls
         fn(conn, data) from the loop for each chunk received (each frame's
         payload with framer=). Set server.on_connect(conn),
@@ -1613,17 +1736,28 @@ class Server:
         server.on_close(conn, err) first if wanted. fn must not block;
         conn.send(data) queues a copy (replies of a dispatch round reach C
         in one call). An exception in a callback is reported and aborts that
-        connection only. Connections already queued for accept() switch too."""
+        connection only. Connections already queued for accept() switch too.
+
+        view=True: data is a memoryview valid ONLY DURING THE CALL (see
+        Connection.on_data): no copy per chunk received, and send(data)
+        copies once straight into C's send queue. view="bulk": memoryviews
+        for large chunks only, bytes for small ones."""
         if not callable(fn):
             raise TypeError("on_data needs a callable")
+        _check_view(view)
         self._cb = fn
+        self._view = view
         while self._queue:
             self._adopt(self._queue.popleft())
 
     def _adopt(self, conn: Connection):
         conn.on_eof = self.on_eof
         conn.on_close = self.on_close
-        conn._cb = self._cb
+        v = self._view
+        if v:
+            conn._vcb = self._cb
+        if v is not True:
+            conn._cb = self._cb
         f = self.on_connect
         if f is not None:
             try:
@@ -1641,7 +1775,6 @@ class Server:
     def _on_accept(self, conn: Connection):
         if self._framer:
             conn._framer = self._framer
-            conn._max_frame = self._max_frame
             conn._mode = _MODE_FRAMED
             conn._frames = collections.deque()
         if self._cb is not None:
